@@ -1,0 +1,222 @@
+/*
+ * test_engine.c — the engine as a whole: reuse leaves nothing behind,
+ * relocation at the slid base the seed draws, determinism for a seed, the
+ * virtual clock, OS events, and images that cannot load on a profile.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "support.h"
+
+static sim_outcome a, b;
+
+/* Everything a run reports, field by field (the record has padding). */
+static void assert_same_outcome(const sim_outcome *x, const sim_outcome *y)
+{
+    assert_int_equal(x->kind, y->kind);
+    assert_int_equal(x->status_valid, y->status_valid);
+    assert_int_equal(x->status, y->status);
+    assert_int_equal(x->image_base, y->image_base);
+    assert_int_equal(x->pool_base, y->pool_base);
+    assert_int_equal(x->bugcheck, y->bugcheck);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(x->params[i], y->params[i]);
+    assert_int_equal(x->has_fault, y->has_fault);
+    if (x->has_fault) {
+        assert_memory_equal(&x->regs, &y->regs, sizeof x->regs);
+        assert_int_equal(x->fault.rip, y->fault.rip);
+        assert_string_equal(x->fault.instruction, y->fault.instruction);
+        assert_int_equal(x->nframes, y->nframes);
+        for (int i = 0; i < x->nframes; i++)
+            assert_int_equal(x->stack[i].rip, y->stack[i].rip);
+    }
+    assert_string_equal(x->api, y->api);
+    assert_string_equal(x->log, y->log);
+    assert_int_equal(x->instructions, y->instructions);
+    assert_int_equal(x->events_delivered, y->events_delivered);
+}
+
+static void run_state(sim_engine *engine, const sim_image *image, uint64_t seed,
+                      sim_outcome *out)
+{
+    static const sim_event events[] = {
+        {SIM_EVENT_PROCESS_CREATE, 1500, 4242, 4, "\\Device\\HarddiskVolume3\\Windows\\notepad.exe"},
+        {SIM_EVENT_PIPE_CREATE, 1600, 4242, 4, "\\Device\\NamedPipe\\demo"},
+        {SIM_EVENT_PROCESS_EXIT, 2500, 4242, 4, NULL},
+    };
+    sim_run run = {
+        .image = image,
+        .seed = seed,
+        .events = events,
+        .nevents = 3,
+        .boot_time = 133658208000000000ull,
+    };
+    support_run_full(engine, &run, out);
+}
+
+static void state_driver_runs_and_sees_its_events(void **state)
+{
+    (void)state;
+    sim_image *image = support_image("state");
+    sim_engine *engine = support_engine();
+
+    run_state(engine, image, 7, &a);
+    if (a.kind != SIM_OUTCOME_OK)
+        support_dump(&a);
+    assert_int_equal(a.kind, SIM_OUTCOME_OK);
+    assert_true(a.status_valid);
+    assert_int_equal(a.status, 0);
+    assert_non_null(strstr(a.log, "state: boots=1\n"));
+    assert_non_null(strstr(a.log, "state: words=alpha,beta,gamma twice(21)=42\n"));
+    assert_non_null(strstr(a.log, "state: registry=\\REGISTRY\\MACHINE\\SYSTEM\\"
+                                  "CurrentControlSet\\Services\\state\n"));
+    assert_non_null(strstr(a.log, "state: driver start matches=1\n"));
+    assert_non_null(strstr(a.log, "state: irql=0\n"));
+    assert_non_null(strstr(a.log, "state: process 4242 created: "
+                                  "\\Device\\HarddiskVolume3\\Windows\\notepad.exe\n"));
+    assert_non_null(strstr(a.log, "state: process 4242 exited\n"));
+    assert_int_equal(a.events_delivered, 3);
+
+    /* The clock: boot time plus what ran, never before boot. */
+    long long t = 0;
+    const char *p = strstr(a.log, "state: time=");
+    assert_non_null(p);
+    assert_int_equal(sscanf(p, "state: time=%lld", &t), 1);
+    assert_true(t >= 133658208000000000ll);
+    assert_true(t < 133658208000000000ll + 10000000ll);
+
+    sim_engine_destroy(engine);
+    sim_image_destroy(image);
+}
+
+static void reuse_after_faults_matches_a_fresh_engine(void **state)
+{
+    (void)state;
+    static const char *const faulting[] = {
+        "fault-unmapped-write", "fault-pool-overrun", "fault-stack-overflow",
+        "fault-hang-dispatch", "fault-double-free", "fault-missing-import",
+    };
+    sim_image *image = support_image("state");
+    sim_engine *reused = support_engine();
+
+    for (size_t i = 0; i < sizeof faulting / sizeof *faulting; i++) {
+        sim_image *bad = support_image(faulting[i]);
+        sim_run run = {.image = bad, .seed = 99, .budget = 2000000};
+        support_run_full(reused, &run, &b);
+        assert_int_not_equal(b.kind, SIM_OUTCOME_OK);
+        run_state(reused, image, 11 + i, &a);
+        sim_engine *fresh = support_engine();
+        run_state(fresh, image, 11 + i, &b);
+        assert_same_outcome(&a, &b);
+        sim_engine_destroy(fresh);
+        sim_image_destroy(bad);
+    }
+    sim_engine_destroy(reused);
+    sim_image_destroy(image);
+}
+
+static void the_seed_draws_the_base_and_relocations_follow(void **state)
+{
+    (void)state;
+    sim_image *image = support_image("state");
+    sim_engine *engine = support_engine();
+    const sim_profile *pr = sim_profile_default();
+    uint64_t bases[32];
+    size_t distinct = 0;
+
+    assert_true(image->reloc_size > 0);
+    for (uint64_t seed = 1; seed <= 32; seed++) {
+        run_state(engine, image, seed, &a);
+        assert_int_equal(a.kind, SIM_OUTCOME_OK);
+        assert_non_null(strstr(a.log, "twice(21)=42"));
+        assert_non_null(strstr(a.log, "driver start matches=1"));
+        assert_int_not_equal(a.image_base, image->preferred_base);
+        assert_true(a.image_base >= pr->image_lo && a.image_base < pr->image_hi);
+        assert_int_equal(a.image_base & 0xFFFF, 0);
+        assert_true(a.pool_base >= pr->pool_lo && a.pool_base < pr->pool_hi);
+        size_t j;
+        for (j = 0; j < distinct; j++)
+            if (bases[j] == a.image_base)
+                break;
+        if (j == distinct)
+            bases[distinct++] = a.image_base;
+    }
+    /* At most kaslr_slots bases, and the seeds use more than one of them. */
+    assert_true(distinct >= 2);
+    assert_true(distinct <= pr->kaslr_slots);
+    sim_engine_destroy(engine);
+    sim_image_destroy(image);
+}
+
+static void a_seed_gives_the_same_outcome_on_any_engine(void **state)
+{
+    (void)state;
+    sim_image *image = support_image("parser");
+    sim_engine *one = support_engine(), *two = support_engine();
+
+    /* Warm `two` with other seeds first: order must not matter. */
+    for (uint64_t seed = 100; seed < 105; seed++)
+        support_run(two, image, NULL, seed, &b);
+    support_run(one, image, NULL, 5, &a);
+    support_run(two, image, NULL, 5, &b);
+    assert_same_outcome(&a, &b);
+    support_run(one, image, NULL, 6, &b);
+    assert_true(a.image_base != b.image_base || a.pool_base != b.pool_base);
+    sim_engine_destroy(one);
+    sim_engine_destroy(two);
+    sim_image_destroy(image);
+}
+
+static void an_import_the_build_lacks_stops_the_load(void **state)
+{
+    (void)state;
+    sim_image *image = support_image("state");
+    sim_engine *engine = support_engine();
+    sim_profile old = *sim_profile_default();
+
+    snprintf(old.name, sizeof old.name, "no-notify-ex");
+    old.absent[0] = "PsSetCreateProcessNotifyRoutineEx";
+    old.nabsent = 1;
+    support_run(engine, image, &old, 1, &a);
+    assert_int_equal(a.kind, SIM_OUTCOME_OK);
+    assert_true(a.status_valid);
+    assert_int_equal(a.status, SIM_STATUS_DRIVER_ENTRYPOINT_NOT_FOUND);
+    assert_string_equal(a.phase, "load");
+    assert_non_null(strstr(a.detail, "PsSetCreateProcessNotifyRoutineEx"));
+    assert_int_equal(a.loglen, 0);
+    sim_engine_destroy(engine);
+    sim_image_destroy(image);
+}
+
+static void bad_arguments_are_refused(void **state)
+{
+    (void)state;
+    sim_engine *engine = support_engine();
+    sim_run run = {0};
+    char err[128];
+
+    assert_int_equal(sim_engine_run(engine, &run, &a, err, sizeof err), SIM_EINVAL);
+    assert_int_equal(sim_engine_run(NULL, &run, &a, err, sizeof err), SIM_EINVAL);
+    assert_int_equal(sim_engine_create(NULL, err, sizeof err), SIM_EINVAL);
+    sim_engine_destroy(engine);
+    sim_engine_destroy(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(state_driver_runs_and_sees_its_events),
+        cmocka_unit_test(reuse_after_faults_matches_a_fresh_engine),
+        cmocka_unit_test(the_seed_draws_the_base_and_relocations_follow),
+        cmocka_unit_test(a_seed_gives_the_same_outcome_on_any_engine),
+        cmocka_unit_test(an_import_the_build_lacks_stops_the_load),
+        cmocka_unit_test(bad_arguments_are_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
