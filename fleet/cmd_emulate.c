@@ -1,0 +1,744 @@
+/*
+ * cmd_emulate.c — `fleetsim emulate`: one driver image on one emulated
+ * endpoint, and what it did.
+ *
+ * This is the researcher's view of a single endpoint (DESIGN.md, "The
+ * job"): the image, its content as virtual files, a profile and a seed go
+ * into one sim_run; the outcome comes back as a crash record shaped like
+ * WinDbg's `!analyze -v` (bugcheck, faulting access, instructions up to the
+ * fault, registers, stack) followed by the driver's DbgPrint log, or as one
+ * JSON object with the same facts for scripts.
+ *
+ * Exit status follows the outcome: 0 ok, 1 bugcheck or hang, 3 when the
+ * driver called an API fleetsim lacks (a gap in fleetsim, not a verdict on
+ * the driver), 2 when the command line, the image or a content file is bad.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "fleet.h"
+#include "json.h"
+#include "sim.h"
+
+#define USAGE                                                                \
+    "fleetsim emulate IMAGE [--profile NAME] [--content [VFSPATH=]PATH]... " \
+    "[--seed N] [--budget N] [--json]"
+
+/* Where a content file lands when its VFS path is not given. */
+#define CONTENT_DIR "\\SystemRoot\\System32\\drivers\\"
+
+enum { CONTINUE = -1 }; /* parse_args: go on and emulate */
+
+typedef struct emulate_args {
+    const char *image_path;
+    const char *profile_name;  /* NULL: the default profile */
+    const char **content;      /* --content arguments, as given */
+    size_t ncontent;
+    uint64_t seed, budget;
+    bool json;
+} emulate_args;
+
+/* One --content file, read into memory. */
+typedef struct content_file {
+    const char *host_path;
+    char *vfs_path;            /* owned */
+    uint8_t *data;             /* owned */
+    size_t size;
+} content_file;
+
+static void print_usage(void)
+{
+    printf("usage: %s\n\n"
+           "Run IMAGE's DriverEntry on one emulated endpoint and show what happened.\n\n"
+           "  --profile NAME        OS profile (default: %s)\n"
+           "  --content PATH        put the file PATH on the endpoint's disk as\n"
+           "                        " CONTENT_DIR "<module>\\<file name of PATH>\n"
+           "  --content VFSPATH=PATH\n"
+           "                        put it at the NT path VFSPATH instead (VFSPATH\n"
+           "                        starts with a backslash); repeat for more files\n"
+           "  --seed N              the endpoint's seed: image base, pool contents (default 1)\n"
+           "  --budget N            instructions per guest call before it counts as a\n"
+           "                        hang (default %u)\n"
+           "  --json                one JSON object on stdout instead of the report\n",
+           USAGE, sim_profile_default()->name, SIM_DEFAULT_BUDGET);
+}
+
+static int parse_args(int argc, char **argv, emulate_args *a)
+{
+    static const struct option options[] = {
+        {"profile", required_argument, NULL, 'p'},
+        {"content", required_argument, NULL, 'c'},
+        {"seed", required_argument, NULL, 's'},
+        {"budget", required_argument, NULL, 'b'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int opt;
+
+    opterr = 0;
+    optind = 0; /* glibc: start over, as if getopt had never run */
+    while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'p':
+            a->profile_name = optarg;
+            break;
+        case 'c':
+            a->content[a->ncontent++] = optarg;
+            break;
+        case 's':
+            if (!fleet_parse_u64(optarg, &a->seed))
+                return fleet_usage_error(USAGE, "--seed: \"%s\" is not a number", optarg);
+            break;
+        case 'b':
+            if (!fleet_parse_u64(optarg, &a->budget))
+                return fleet_usage_error(USAGE, "--budget: \"%s\" is not a number", optarg);
+            break;
+        case 'j':
+            a->json = true;
+            break;
+        case 'h':
+            print_usage();
+            return FLEET_EXIT_OK;
+        default:
+            return fleet_bad_option(USAGE, argv, opt);
+        }
+    }
+    if (optind >= argc)
+        return fleet_usage_error(USAGE, "no image given");
+    if (optind + 1 < argc)
+        return fleet_usage_error(USAGE, "one image at a time (\"%s\" is extra)",
+                                 argv[optind + 1]);
+    a->image_path = argv[optind];
+    return CONTINUE;
+}
+
+/*
+ * The profile called `name` (NULL: the default).  Only the built-in
+ * default exists until profiles come from files; this function is the one
+ * place that changes then.
+ */
+static const sim_profile *profile_lookup(const char *name, char *err, size_t errlen)
+{
+    const sim_profile *profile = sim_profile_default();
+
+    if (name == NULL || strcmp(name, profile->name) == 0)
+        return profile;
+    snprintf(err, errlen, "unknown profile \"%s\"; known: %s", name, profile->name);
+    return NULL;
+}
+
+/* Read all of `path` (any size, pipes too); 0 or an errno value. */
+static int read_whole_file(const char *path, uint8_t **data, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    int rc = 0;
+
+    if (f == NULL)
+        return errno;
+    for (;;) {
+        if (len == cap) {
+            size_t ncap = cap ? cap * 2 : 65536;
+            uint8_t *nbuf = ncap > cap ? sim_realloc(buf, ncap) : NULL;
+
+            if (nbuf == NULL) {
+                rc = ENOMEM;
+                break;
+            }
+            buf = nbuf;
+            cap = ncap;
+        }
+        len += fread(buf + len, 1, cap - len, f);
+        if (ferror(f)) {
+            rc = errno ? errno : EIO;
+            break;
+        }
+        if (feof(f))
+            break;
+    }
+    fclose(f);
+    if (rc != 0) {
+        sim_free(buf);
+        return rc;
+    }
+    *data = buf;
+    *size = len;
+    return 0;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/*
+ * Resolve one --content argument to its VFS path and read it.  A leading
+ * backslash marks the VFSPATH=PATH form: NT paths start with one, host
+ * paths practically never do, and host paths may well contain '='.
+ */
+static int load_content(const char *arg, const sim_image *image, content_file *c)
+{
+    const char *eq = strchr(arg, '=');
+    int rc;
+
+    if (arg[0] == '\\' && eq != NULL) {
+        size_t n = (size_t)(eq - arg);
+
+        c->host_path = eq + 1;
+        c->vfs_path = sim_malloc(n + 1);
+        if (c->vfs_path != NULL) {
+            memcpy(c->vfs_path, arg, n);
+            c->vfs_path[n] = '\0';
+        }
+    } else {
+        const char *file = base_name(arg);
+        size_t n = strlen(CONTENT_DIR) + strlen(image->module) + 1 + strlen(file) + 1;
+
+        c->host_path = arg;
+        if (file[0] == '\0')
+            return fleet_usage_error(USAGE, "--content %s: not a file name", arg);
+        c->vfs_path = sim_malloc(n);
+        if (c->vfs_path != NULL)
+            snprintf(c->vfs_path, n, "%s%s\\%s", CONTENT_DIR, image->module, file);
+    }
+    if (c->vfs_path == NULL) {
+        fprintf(stderr, "fleetsim: out of memory\n");
+        return FLEET_EXIT_USAGE;
+    }
+    if (c->host_path[0] == '\0' || strlen(c->vfs_path) < 2)
+        return fleet_usage_error(USAGE, "--content %s: expected VFSPATH=PATH", arg);
+    rc = read_whole_file(c->host_path, &c->data, &c->size);
+    if (rc != 0) {
+        fprintf(stderr, "fleetsim: %s: %s\n", c->host_path, strerror(rc));
+        return FLEET_EXIT_USAGE;
+    }
+    return CONTINUE;
+}
+
+static int load_contents(const emulate_args *a, const sim_image *image,
+                         content_file *contents, sim_file *files)
+{
+    for (size_t i = 0; i < a->ncontent; i++) {
+        int status = load_content(a->content[i], image, &contents[i]);
+
+        if (status != CONTINUE)
+            return status;
+        for (size_t j = 0; j < i; j++)
+            /* NT paths are case-insensitive; so is this check. */
+            if (strcasecmp(contents[j].vfs_path, contents[i].vfs_path) == 0)
+                return fleet_usage_error(USAGE, "two --content files at %s",
+                                         contents[i].vfs_path);
+        files[i].path = contents[i].vfs_path;
+        files[i].data = contents[i].data;
+        files[i].size = contents[i].size;
+    }
+    return CONTINUE;
+}
+
+static int outcome_status(sim_outcome_kind kind)
+{
+    switch (kind) {
+    case SIM_OUTCOME_OK:
+        return FLEET_EXIT_OK;
+    case SIM_OUTCOME_BUGCHECK:
+    case SIM_OUTCOME_HANG:
+        return FLEET_EXIT_FAULT;
+    case SIM_OUTCOME_UNSUPPORTED_API:
+    case SIM_OUTCOME_COUNT:
+        break;
+    }
+    return FLEET_EXIT_UNFAITHFUL;
+}
+
+/* fleetsim's own failure to run (not the guest's): 3 when Unicorn failed us,
+ * 2 for what we were given or lacked (bad input, memory). */
+static int error_status(int err)
+{
+    return err == SIM_EENGINE ? FLEET_EXIT_UNFAITHFUL : FLEET_EXIT_USAGE;
+}
+
+/* ---- the text report ---------------------------------------------------- */
+
+/* "module!function+0xoff", or the bare address outside any module. */
+static void format_site(char *buf, size_t len, uint64_t rip, const char *module,
+                        const char *function, uint64_t offset)
+{
+    if (module[0] == '\0')
+        snprintf(buf, len, "0x%016" PRIx64, rip);
+    else
+        snprintf(buf, len, "%s!%s+0x%" PRIx64, module, function, offset);
+}
+
+static const char *irql_name(unsigned irql)
+{
+    static const char *const names[] = {"PASSIVE_LEVEL", "APC_LEVEL", "DISPATCH_LEVEL"};
+    if (irql < 3)
+        return names[irql];
+    return irql == 15 ? "HIGH_LEVEL" : "DIRQL";
+}
+
+/* Guest text on the terminal: control bytes shown, never interpreted. */
+static void print_guest_text(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if ((c < 0x20 && c != '\t') || c == 0x7F)
+            printf("\\x%02x", c);
+        else
+            putchar(c);
+    }
+}
+
+static void print_fault(const sim_outcome *o)
+{
+    const sim_fault *f = &o->fault;
+    char site[160];
+
+    format_site(site, sizeof site, f->rip, f->module, f->function, f->offset);
+    /* A hang or a missing API is where the guest was stopped, not a fault. */
+    if (o->kind == SIM_OUTCOME_HANG || o->kind == SIM_OUTCOME_UNSUPPORTED_API)
+        printf("STOPPED at %s\n", site);
+    else if (f->access != SIM_ACCESS_NONE)
+        printf("FAULT %s of %016" PRIx64 " (%s, in %s) at %s\n",
+               sim_access_name(f->access), f->address,
+               sim_addr_class_name(f->address_class),
+               f->region[0] ? f->region : "no region", site);
+    else
+        printf("FAULT at %s\n", site);
+    printf("IRQL %u (%s)\n\n", f->irql, irql_name(f->irql));
+}
+
+static void print_disasm(const sim_outcome *o)
+{
+    int n = o->ndisasm < 0 ? 0 : o->ndisasm > SIM_MAX_DISASM ? SIM_MAX_DISASM : o->ndisasm;
+
+    if (n == 0 && o->fault.instruction[0] != '\0') {
+        printf("=> %016" PRIx64 "  %s\n\n", o->fault.rip, o->fault.instruction);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        printf("%s %016" PRIx64 "  %s\n", o->disasm[i].address == o->fault.rip ? "=>" : "  ",
+               o->disasm[i].address, o->disasm[i].text);
+    if (n > 0)
+        putchar('\n');
+}
+
+/* WinDbg's `r` layout, three to a line. */
+static void print_registers(const sim_regs *r)
+{
+    const struct {
+        const char *name;
+        uint64_t value;
+    } regs[] = {
+        {"rax", r->rax}, {"rbx", r->rbx}, {"rcx", r->rcx},
+        {"rdx", r->rdx}, {"rsi", r->rsi}, {"rdi", r->rdi},
+        {"rip", r->rip}, {"rsp", r->rsp}, {"rbp", r->rbp},
+        {"r8", r->r8},   {"r9", r->r9},   {"r10", r->r10},
+        {"r11", r->r11}, {"r12", r->r12}, {"r13", r->r13},
+        {"r14", r->r14}, {"r15", r->r15}, {"efl", r->rflags},
+    };
+
+    for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++) {
+        int width = strcmp(regs[i].name, "efl") == 0 ? 8 : 16;
+
+        printf("%3s=%0*" PRIx64 "%c", regs[i].name, width, regs[i].value,
+               i % 3 == 2 ? '\n' : ' ');
+    }
+    putchar('\n');
+}
+
+static void print_stack(const sim_outcome *o)
+{
+    int n = o->nframes < 0 ? 0 : o->nframes > SIM_MAX_FRAMES ? SIM_MAX_FRAMES : o->nframes;
+    char site[160];
+
+    if (n == 0)
+        return;
+    printf(" # %-16s %-16s %s\n", "Child-SP", "Rip", "Call Site");
+    for (int i = 0; i < n; i++) {
+        const sim_frame *fr = &o->stack[i];
+
+        format_site(site, sizeof site, fr->rip, fr->module, fr->function, fr->offset);
+        printf("%02d %016" PRIx64 " %016" PRIx64 " %s\n", i, fr->rsp, fr->rip, site);
+    }
+    putchar('\n');
+}
+
+static void print_outcome(const sim_outcome *o)
+{
+    const char *name;
+
+    printf("outcome: %s", sim_outcome_name(o->kind));
+    if (o->kind == SIM_OUTCOME_OK && o->status_valid)
+        printf(" (DriverEntry returned 0x%08" PRIX32 ")", o->status);
+    printf("\n\n");
+
+    switch (o->kind) {
+    case SIM_OUTCOME_BUGCHECK:
+        name = sim_bugcheck_name(o->bugcheck);
+        printf("BUGCHECK 0x%" PRIX32 " %s (%" PRIx64 ", %" PRIx64 ", %" PRIx64 ", %" PRIx64 ")\n",
+               o->bugcheck, name ? name : "(unknown to fleetsim)", o->params[0],
+               o->params[1], o->params[2], o->params[3]);
+        break;
+    case SIM_OUTCOME_HANG:
+        printf("HANG: the guest never returned (the machine stops responding)\n");
+        break;
+    case SIM_OUTCOME_UNSUPPORTED_API:
+        printf("UNSUPPORTED API %s\n"
+               "The driver called an API fleetsim does not implement.  This is a gap in\n"
+               "fleetsim, not a crash of the driver: the run stopped at the call, so it\n"
+               "says nothing about what the driver does after it.\n\n",
+               o->api[0] ? o->api : "(unnamed)");
+        break;
+    case SIM_OUTCOME_OK:
+    case SIM_OUTCOME_COUNT:
+        break;
+    }
+    if (o->has_fault) {
+        print_fault(o);
+        print_disasm(o);
+        print_registers(&o->regs);
+        print_stack(o);
+    } else if (o->kind == SIM_OUTCOME_BUGCHECK || o->kind == SIM_OUTCOME_HANG) {
+        putchar('\n');
+    }
+}
+
+static void print_log(const sim_outcome *o)
+{
+    size_t len = o->loglen < SIM_LOG_SIZE ? o->loglen : SIM_LOG_SIZE - 1;
+    const char *p = o->log, *end = o->log + len;
+
+    if (len == 0) {
+        printf("DbgPrint log: (empty)\n\n");
+        return;
+    }
+    printf("DbgPrint log:\n");
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *stop = nl ? nl : end;
+
+        printf("  ");
+        print_guest_text(p, (size_t)(stop - p));
+        putchar('\n');
+        p = nl ? nl + 1 : end;
+    }
+    if (o->log_truncated)
+        printf("  (log truncated at %u bytes)\n", (unsigned)SIM_LOG_SIZE);
+    putchar('\n');
+}
+
+static void print_text(const sim_image *image, const sim_profile *profile,
+                       const sim_run *run, const content_file *contents,
+                       const sim_outcome *o)
+{
+    printf("%s  profile %s  seed %" PRIu64 "  image base %016" PRIx64 "\n", image->name,
+           profile->name, run->seed, o->image_base);
+    for (size_t i = 0; i < run->nfiles; i++)
+        printf("  content %s (%zu bytes, from %s)\n", contents[i].vfs_path,
+               contents[i].size, contents[i].host_path);
+    putchar('\n');
+    print_outcome(o);
+    print_log(o);
+    printf("phase         %s\n", o->phase[0] ? o->phase : "-");
+    if (o->detail[0])
+        printf("detail        %s\n", o->detail);
+    printf("instructions  %" PRIu64 "\n", o->instructions);
+    printf("events        %" PRIu32 " delivered\n", o->events_delivered);
+}
+
+/* ---- the JSON report ---------------------------------------------------- */
+
+static void json_fault(fleet_json *w, const sim_fault *f)
+{
+    fleet_json_object_begin(w);
+    fleet_json_key(w, "rip");
+    fleet_json_hex(w, f->rip);
+    fleet_json_key(w, "module");
+    fleet_json_string_or_null(w, f->module);
+    fleet_json_key(w, "function");
+    fleet_json_string_or_null(w, f->function);
+    fleet_json_key(w, "offset");
+    fleet_json_hex(w, f->offset);
+    fleet_json_key(w, "instruction");
+    fleet_json_string(w, f->instruction);
+    fleet_json_key(w, "address");
+    fleet_json_hex(w, f->address);
+    fleet_json_key(w, "access");
+    fleet_json_string(w, sim_access_name(f->access));
+    fleet_json_key(w, "address_class");
+    fleet_json_string(w, sim_addr_class_name(f->address_class));
+    fleet_json_key(w, "region");
+    fleet_json_string_or_null(w, f->region);
+    fleet_json_key(w, "irql");
+    fleet_json_u64(w, f->irql);
+    fleet_json_object_end(w);
+}
+
+static void json_registers(fleet_json *w, const sim_regs *r)
+{
+    const struct {
+        const char *name;
+        uint64_t value;
+    } regs[] = {
+        {"rax", r->rax}, {"rbx", r->rbx}, {"rcx", r->rcx}, {"rdx", r->rdx},
+        {"rsi", r->rsi}, {"rdi", r->rdi}, {"rbp", r->rbp}, {"rsp", r->rsp},
+        {"r8", r->r8},   {"r9", r->r9},   {"r10", r->r10}, {"r11", r->r11},
+        {"r12", r->r12}, {"r13", r->r13}, {"r14", r->r14}, {"r15", r->r15},
+        {"rip", r->rip}, {"rflags", r->rflags},
+    };
+
+    fleet_json_object_begin(w);
+    for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++) {
+        fleet_json_key(w, regs[i].name);
+        fleet_json_hex(w, regs[i].value);
+    }
+    fleet_json_object_end(w);
+}
+
+static void json_bugcheck(fleet_json *w, const sim_outcome *o)
+{
+    if (o->kind != SIM_OUTCOME_BUGCHECK) {
+        fleet_json_null(w);
+        return;
+    }
+    fleet_json_object_begin(w);
+    fleet_json_key(w, "code");
+    fleet_json_hex(w, o->bugcheck);
+    fleet_json_key(w, "name");
+    fleet_json_string_or_null(w, sim_bugcheck_name(o->bugcheck));
+    fleet_json_key(w, "params");
+    fleet_json_array_begin(w);
+    for (int i = 0; i < 4; i++)
+        fleet_json_hex(w, o->params[i]);
+    fleet_json_array_end(w);
+    fleet_json_object_end(w);
+}
+
+static void json_disasm_and_stack(fleet_json *w, const sim_outcome *o)
+{
+    int ninsn = o->ndisasm < 0 ? 0 : o->ndisasm > SIM_MAX_DISASM ? SIM_MAX_DISASM : o->ndisasm;
+    int nframes = o->nframes < 0 ? 0 : o->nframes > SIM_MAX_FRAMES ? SIM_MAX_FRAMES : o->nframes;
+
+    fleet_json_key(w, "disasm");
+    fleet_json_array_begin(w);
+    for (int i = 0; i < ninsn; i++) {
+        fleet_json_object_begin(w);
+        fleet_json_key(w, "address");
+        fleet_json_hex(w, o->disasm[i].address);
+        fleet_json_key(w, "text");
+        fleet_json_string(w, o->disasm[i].text);
+        fleet_json_key(w, "fault");
+        fleet_json_bool(w, o->has_fault && o->disasm[i].address == o->fault.rip);
+        fleet_json_object_end(w);
+    }
+    fleet_json_array_end(w);
+
+    fleet_json_key(w, "stack");
+    fleet_json_array_begin(w);
+    for (int i = 0; i < nframes; i++) {
+        const sim_frame *fr = &o->stack[i];
+
+        fleet_json_object_begin(w);
+        fleet_json_key(w, "rsp");
+        fleet_json_hex(w, fr->rsp);
+        fleet_json_key(w, "rip");
+        fleet_json_hex(w, fr->rip);
+        fleet_json_key(w, "module");
+        fleet_json_string_or_null(w, fr->module);
+        fleet_json_key(w, "function");
+        fleet_json_string_or_null(w, fr->function);
+        fleet_json_key(w, "offset");
+        fleet_json_hex(w, fr->offset);
+        fleet_json_object_end(w);
+    }
+    fleet_json_array_end(w);
+}
+
+/* The log as lines; a final newline does not make an empty last line. */
+static void json_log(fleet_json *w, const sim_outcome *o)
+{
+    size_t len = o->loglen < SIM_LOG_SIZE ? o->loglen : SIM_LOG_SIZE - 1;
+    const char *p = o->log, *end = o->log + len;
+
+    fleet_json_array_begin(w);
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *stop = nl ? nl : end;
+
+        fleet_json_string_n(w, p, (size_t)(stop - p));
+        p = nl ? nl + 1 : end;
+    }
+    fleet_json_array_end(w);
+}
+
+static int print_json(const sim_image *image, const sim_profile *profile,
+                      const sim_run *run, const content_file *contents,
+                      const sim_outcome *o)
+{
+    fleet_json w;
+
+    fleet_json_init(&w, stdout);
+    fleet_json_object_begin(&w);
+    fleet_json_key(&w, "image");
+    fleet_json_string(&w, image->name);
+    fleet_json_key(&w, "sha256");
+    fleet_json_hex_bytes(&w, image->sha256, sizeof image->sha256);
+    fleet_json_key(&w, "profile");
+    fleet_json_string(&w, profile->name);
+    fleet_json_key(&w, "seed");
+    fleet_json_u64(&w, run->seed);
+    fleet_json_key(&w, "content");
+    fleet_json_array_begin(&w);
+    for (size_t i = 0; i < run->nfiles; i++) {
+        fleet_json_object_begin(&w);
+        fleet_json_key(&w, "path");
+        fleet_json_string(&w, contents[i].vfs_path);
+        fleet_json_key(&w, "host_path");
+        fleet_json_string(&w, contents[i].host_path);
+        fleet_json_key(&w, "size");
+        fleet_json_u64(&w, contents[i].size);
+        fleet_json_object_end(&w);
+    }
+    fleet_json_array_end(&w);
+    fleet_json_key(&w, "outcome");
+    fleet_json_string(&w, sim_outcome_name(o->kind));
+    fleet_json_key(&w, "status");
+    if (o->status_valid)
+        fleet_json_hex(&w, o->status);
+    else
+        fleet_json_null(&w);
+    fleet_json_key(&w, "image_base");
+    fleet_json_hex(&w, o->image_base);
+    fleet_json_key(&w, "pool_base");
+    fleet_json_hex(&w, o->pool_base);
+    fleet_json_key(&w, "bugcheck");
+    json_bugcheck(&w, o);
+    fleet_json_key(&w, "fault");
+    if (o->has_fault)
+        json_fault(&w, &o->fault);
+    else
+        fleet_json_null(&w);
+    fleet_json_key(&w, "registers");
+    if (o->has_fault)
+        json_registers(&w, &o->regs);
+    else
+        fleet_json_null(&w);
+    json_disasm_and_stack(&w, o);
+    fleet_json_key(&w, "api");
+    fleet_json_string_or_null(&w, o->kind == SIM_OUTCOME_UNSUPPORTED_API ? o->api : NULL);
+    fleet_json_key(&w, "phase");
+    fleet_json_string(&w, o->phase);
+    fleet_json_key(&w, "detail");
+    fleet_json_string(&w, o->detail);
+    fleet_json_key(&w, "log");
+    json_log(&w, o);
+    fleet_json_key(&w, "log_truncated");
+    fleet_json_bool(&w, o->log_truncated);
+    fleet_json_key(&w, "instructions");
+    fleet_json_u64(&w, o->instructions);
+    fleet_json_key(&w, "events_delivered");
+    fleet_json_u64(&w, o->events_delivered);
+    fleet_json_object_end(&w);
+    return fleet_json_finish(&w);
+}
+
+/* ---- the command -------------------------------------------------------- */
+
+/* Image loaded and contents read: run and report. */
+static int emulate(const emulate_args *a, const sim_image *image,
+                   const sim_profile *profile, const sim_file *files,
+                   const content_file *contents)
+{
+    sim_run run = {
+        .image = image,
+        .profile = profile,
+        .seed = a->seed,
+        .files = files,
+        .nfiles = a->ncontent,
+        .budget = a->budget,
+    };
+    sim_engine *engine = NULL;
+    sim_outcome *outcome = sim_calloc(1, sizeof *outcome);
+    char err[256] = "";
+    int rc, status;
+
+    if (outcome == NULL) {
+        fprintf(stderr, "fleetsim: out of memory\n");
+        return FLEET_EXIT_USAGE;
+    }
+    rc = sim_engine_create(&engine, err, sizeof err);
+    if (rc == 0)
+        rc = sim_engine_run(engine, &run, outcome, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "fleetsim: %s: cannot emulate: %s\n", a->image_path,
+                err[0] ? err : sim_strerror(rc));
+        status = error_status(rc);
+    } else {
+        /* A failed write shows in stdout's error flag, which main() checks. */
+        if (a->json)
+            (void)print_json(image, profile, &run, contents, outcome);
+        else
+            print_text(image, profile, &run, contents, outcome);
+        status = outcome_status(outcome->kind);
+    }
+    sim_engine_destroy(engine);
+    sim_free(outcome);
+    return status;
+}
+
+int fleet_cmd_emulate(int argc, char **argv)
+{
+    emulate_args a = {.seed = 1};
+    const sim_profile *profile;
+    sim_image *image = NULL;
+    content_file *contents = NULL;
+    sim_file *files = NULL;
+    char err[256] = "";
+    int rc, status;
+
+    /* At most one --content per argument, so argc bounds the arrays. */
+    a.content = sim_calloc((size_t)argc, sizeof *a.content);
+    contents = sim_calloc((size_t)argc, sizeof *contents);
+    files = sim_calloc((size_t)argc, sizeof *files);
+    if (a.content == NULL || contents == NULL || files == NULL) {
+        fprintf(stderr, "fleetsim: out of memory\n");
+        status = FLEET_EXIT_USAGE;
+        goto out;
+    }
+    status = parse_args(argc, argv, &a);
+    if (status != CONTINUE)
+        goto out;
+    profile = profile_lookup(a.profile_name, err, sizeof err);
+    if (profile == NULL) {
+        status = fleet_usage_error(USAGE, "%s", err);
+        goto out;
+    }
+    rc = sim_image_open(a.image_path, &image, err, sizeof err);
+    if (rc != 0) {
+        status = fleet_image_error(a.image_path, rc, err);
+        goto out;
+    }
+    status = load_contents(&a, image, contents, files);
+    if (status != CONTINUE)
+        goto out;
+    status = emulate(&a, image, profile, files, contents);
+out:
+    for (size_t i = 0; contents != NULL && i < a.ncontent; i++) {
+        sim_free(contents[i].vfs_path);
+        sim_free(contents[i].data);
+    }
+    sim_free(contents);
+    sim_free(files);
+    sim_free(a.content);
+    sim_image_destroy(image);
+    return status;
+}
