@@ -16,6 +16,9 @@
 
 #include "support.h"
 
+/* Where every engine maps the kernel stack (sim-internal.h). */
+#define SIM__STACK_BASE_FOR_TEST 0xFFFFB00000001000ull
+
 static sim_image *image;
 static sim_engine *engine;
 static sim_outcome out;
@@ -148,12 +151,83 @@ static void test_old_build_lacks_pool2(void **state)
     expect_line(line);
 }
 
+/* Run kapi.sys with mode.txt holding `mode`: it misuses the kernel. */
+static void run_mode(const char *mode, sim_pool_kind pool)
+{
+    sim_profile p = *sim_profile_default();
+    sim_file vfs[] = {
+        { "\\SystemRoot\\System32\\drivers\\kapi\\mode.txt", (const uint8_t *)mode,
+          strlen(mode) },
+    };
+
+    p.pool = pool;
+    run_kapi(&p, vfs, 1);
+    if (out.kind != SIM_OUTCOME_BUGCHECK)
+        support_dump(&out);
+    assert_int_equal(out.kind, SIM_OUTCOME_BUGCHECK);
+    assert_null(strstr(out.log, "kapi: survived"));
+}
+
+static void test_bugcheck_parameters_pass_through(void **state)
+{
+    (void)state;
+    run_mode("bugcheck", SIM_POOL_SEGMENT_HEAP);
+    assert_int_equal(out.bugcheck, 0xE2);
+    assert_int_equal(out.params[0], 0x1111);
+    assert_int_equal(out.params[1], 0x2222);
+    assert_int_equal(out.params[2], 0x3333);
+    assert_int_equal(out.params[3], 0x4444);
+    /* Blamed on the driver's call, not on nt's stub. */
+    assert_true(out.has_fault);
+    assert_string_equal(out.fault.module, "kapi");
+}
+
+static void test_spin_lock_deadlock_is_a_watchdog(void **state)
+{
+    (void)state;
+    run_mode("deadlock", SIM_POOL_SEGMENT_HEAP);
+    assert_int_equal(out.bugcheck, SIM_BUGCHECK_DPC_WATCHDOG_VIOLATION);
+    assert_int_equal(out.params[0], 1);
+}
+
+static void test_freeing_a_stack_address(void **state)
+{
+    (void)state;
+    /* A stack address was never in any pool. */
+    run_mode("badfree", SIM_POOL_LEGACY);
+    assert_int_equal(out.bugcheck, SIM_BUGCHECK_BAD_POOL_CALLER);
+    assert_int_equal(out.params[0], 0x42);
+    assert_int_equal(out.params[1] >> 44, SIM__STACK_BASE_FOR_TEST >> 44);
+}
+
+static void test_stale_pointer_in_dbgprint_faults(void **state)
+{
+    (void)state;
+    run_mode("stale-print", SIM_POOL_SEGMENT_HEAP);
+    assert_int_equal(out.bugcheck, SIM_BUGCHECK_PAGE_FAULT_IN_NONPAGED_AREA);
+    assert_int_equal(out.params[0], 0xFFFF840500000074ull);
+}
+
+static void test_raising_irql_downwards(void **state)
+{
+    (void)state;
+    run_mode("irql-down", SIM_POOL_SEGMENT_HEAP);
+    assert_int_equal(out.bugcheck, 0x09); /* IRQL_NOT_GREATER_OR_EQUAL */
+    assert_int_equal(out.params[0], 2);
+    assert_int_equal(out.params[1], 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default_profile),
         cmocka_unit_test(test_without_files),
         cmocka_unit_test(test_old_build_lacks_pool2),
+        cmocka_unit_test(test_bugcheck_parameters_pass_through),
+        cmocka_unit_test(test_spin_lock_deadlock_is_a_watchdog),
+        cmocka_unit_test(test_freeing_a_stack_address),
+        cmocka_unit_test(test_stale_pointer_in_dbgprint_faults),
+        cmocka_unit_test(test_raising_irql_downwards),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

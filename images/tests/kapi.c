@@ -52,6 +52,7 @@ IMPORT(NTSTATUS, ZwClose, (HANDLE));
 IMPORT(NTSTATUS, IoCreateDevice, (PDRIVER_OBJECT, ULONG, PUNICODE_STRING, DEVICE_TYPE, ULONG,
                                   BOOLEAN, PDEVICE_OBJECT *));
 IMPORT(void, IoDeleteDevice, (PDEVICE_OBJECT));
+IMPORT(void, KeBugCheckEx, (ULONG, ULONG_PTR, ULONG_PTR, ULONG_PTR, ULONG_PTR));
 IMPORT_C(ULONG, DbgPrint, (PCSTR, ...));
 IMPORT(ULONG, vDbgPrintEx, (ULONG, ULONG, PCCH, va_list));
 IMPORT_C(int, _snprintf, (char *, size_t, const char *, ...));
@@ -486,10 +487,56 @@ static void check_files(void)
     imp_ZwClose(h);
 }
 
+/*
+ * A file `mode.txt` next to test.bin makes the driver misuse the kernel
+ * instead of checking it, so the host can check the bugcheck that follows.
+ */
+static void misbehave(const char *mode)
+{
+    KSPIN_LOCK lock = 0;
+    ULONG64 local = 0;
+
+    imp_DbgPrint("kapi: mode %s\n", mode);
+    if (imp_strcmp(mode, "bugcheck") == 0) {
+        /* The fourth parameter is KeBugCheckEx's fifth argument: the stack. */
+        imp_KeBugCheckEx(0xE2, 0x1111, 0x2222, 0x3333, 0x4444);
+    } else if (imp_strcmp(mode, "deadlock") == 0) {
+        imp_KeAcquireSpinLockRaiseToDpc(&lock);
+        imp_KeAcquireSpinLockRaiseToDpc(&lock);
+    } else if (imp_strcmp(mode, "badfree") == 0) {
+        imp_ExFreePoolWithTag(&local, TAG);
+    } else if (imp_strcmp(mode, "stale-print") == 0) {
+        imp_DbgPrint("kapi: %s\n", (const char *)0xFFFF840500000074ull);
+    } else if (imp_strcmp(mode, "irql-down") == 0) {
+        imp_KfRaiseIrql(DISPATCH_LEVEL);
+        imp_KfRaiseIrql(PASSIVE_LEVEL);
+    }
+    imp_DbgPrint("kapi: survived %s\n", mode);
+}
+
+static int read_mode(char *mode, ULONG size)
+{
+    HANDLE h;
+    IO_STATUS_BLOCK iosb;
+
+    if (open_path(L"\\SystemRoot\\System32\\drivers\\kapi\\mode.txt", 0, &h) != STATUS_SUCCESS)
+        return 0;
+    imp_memset(mode, 0, size);
+    NTSTATUS st = imp_ZwReadFile(h, NULL, NULL, NULL, &iosb, mode, size - 1, NULL, NULL);
+    imp_ZwClose(h);
+    return st == STATUS_SUCCESS;
+}
+
 NTSTATUS DriverEntry(PDRIVER_OBJECT driver, PUNICODE_STRING registry)
 {
+    char mode[32];
+
     (void)registry;
     imp_DbgPrint("kapi: start\n");
+    if (read_mode(mode, sizeof mode)) {
+        misbehave(mode);
+        return STATUS_UNSUCCESSFUL;
+    }
     check_abi();
     check_rtl();
     check_print();
