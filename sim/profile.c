@@ -41,3 +41,17 @@ bool sim_profile_has_export(const sim_profile *profile, const char *name)
             return false;
     return true;
 }
+
+bool sim_profile_offset(const sim_profile *profile, const char *name,
+                        uint32_t *value)
+{
+    if (!profile || !name)
+        return false;
+    for (size_t i = 0; i < profile->noffsets && i < SIM_PROFILE_MAX_OFFSETS; i++)
+        if (strcmp(profile->offsets[i].name, name) == 0) {
+            if (value)
+                *value = profile->offsets[i].value;
+            return true;
+        }
+    return false;
+}

@@ -80,6 +80,7 @@ const char *sim_outcome_name(sim_outcome_kind kind);
 
 /* The bugchecks fleetsim raises, with the names Windows gives them. */
 #define SIM_BUGCHECK_MAP(XX)                                                 \
+    XX(0x09, IRQL_NOT_GREATER_OR_EQUAL)                                     \
     XX(0x0A, IRQL_NOT_LESS_OR_EQUAL)                                        \
     XX(0x19, BAD_POOL_HEADER)                                               \
     XX(0x1E, KMODE_EXCEPTION_NOT_HANDLED)                                   \
@@ -209,47 +210,7 @@ const sim_runtime_function *sim_image_function_at(const sim_image *image,
 /* The section holding `rva`, or NULL. */
 const sim_section *sim_image_section_at(const sim_image *image, uint32_t rva);
 
-/* ---- profiles ---------------------------------------------------------- */
-
-typedef enum {
-    SIM_POOL_LEGACY,         /* pool headers; corruption → 0x19 / 0xC2 */
-    SIM_POOL_SEGMENT_HEAP    /* segment heap; corruption → 0x13A */
-} sim_pool_kind;
-
-#define SIM_PROFILE_MAX_ABSENT 64
-
-typedef struct sim_profile {
-    char name[64];           /* "win10-22h2-2024-07" */
-    char display[96];        /* "Windows 10 22H2 (July 2024)" */
-    uint32_t major, minor, build, ubr;
-    uint16_t sp_major, sp_minor;
-    uint16_t product_type;   /* 1 workstation, 2 domain controller, 3 server */
-    char csd[64];            /* szCSDVersion, e.g. "Service Pack 1" */
-
-    sim_pool_kind pool;
-    bool pool_zeroed;        /* allocations come back zeroed */
-    uint64_t image_lo, image_hi;  /* where drivers load (KASLR range) */
-    uint64_t pool_lo, pool_hi;    /* where the nonpaged pool lives */
-    uint32_t kaslr_slots;    /* distinct image bases an engine keeps hot */
-
-    /* Exports of ntoskrnl.exe that this build does not have. */
-    const char *absent[SIM_PROFILE_MAX_ABSENT];
-    size_t nabsent;
-} sim_profile;
-
-/* A Windows 10 22H2 profile built into fleetsim, for images run alone. */
-const sim_profile *sim_profile_default(void);
-/* Whether `name` is an ntoskrnl export this profile has (implemented or not). */
-bool sim_profile_has_export(const sim_profile *profile, const char *name);
-
-/* ---- one endpoint run -------------------------------------------------- */
-
-/* A file in the endpoint's virtual file system. */
-typedef struct sim_file {
-    const char *path;        /* NT path, e.g. "\\SystemRoot\\System32\\drivers\\x\\a.sys" */
-    const uint8_t *data;
-    size_t size;
-} sim_file;
+/* ---- OS events --------------------------------------------------------- */
 
 #define SIM_EVENT_MAP(XX)                                                    \
     XX(PROCESS_CREATE, "process-create")                                    \
@@ -273,6 +234,99 @@ typedef struct sim_event {
     uint32_t pid, parent_pid;
     const char *name;        /* image path, pipe name or file path */
 } sim_event;
+
+/* ---- profiles ---------------------------------------------------------- */
+
+typedef enum {
+    SIM_POOL_LEGACY,         /* pool headers; corruption → 0x19 / 0xC2 */
+    SIM_POOL_SEGMENT_HEAP    /* segment heap; corruption → 0x13A */
+} sim_pool_kind;
+
+#define SIM_PROFILE_MAX_ABSENT 64
+#define SIM_PROFILE_MAX_OFFSETS 32
+
+typedef struct sim_offset {
+    char name[64];           /* "EPROCESS.ImageFileName" */
+    uint32_t value;
+} sim_offset;
+
+typedef struct sim_profile {
+    char name[64];           /* "win10-22h2-2024-07" */
+    char display[96];        /* "Windows 10 22H2 (July 2024)" */
+    uint32_t major, minor, build, ubr;
+    uint16_t sp_major, sp_minor;
+    uint16_t product_type;   /* 1 workstation, 2 domain controller, 3 server */
+    char csd[64];            /* szCSDVersion, e.g. "Service Pack 1" */
+
+    sim_pool_kind pool;
+    bool pool_zeroed;        /* allocations come back zeroed */
+    uint64_t image_lo, image_hi;  /* where drivers load (KASLR range) */
+    uint64_t pool_lo, pool_hi;    /* where the nonpaged pool lives */
+    uint32_t kaslr_slots;    /* distinct image bases an engine keeps hot */
+
+    /* Exports of ntoskrnl.exe that this build does not have. */
+    const char *absent[SIM_PROFILE_MAX_ABSENT];
+    size_t nabsent;
+
+    /*
+     * Structure offsets as this build really has them, by name:
+     * "EPROCESS.UniqueProcessId", "EPROCESS.ActiveProcessLinks",
+     * "EPROCESS.Token", "EPROCESS.ImageFileName",
+     * "EPROCESS.SeAuditProcessCreationInfo", "EPROCESS.Peb",
+     * "EPROCESS.InheritedFromUniqueProcessId".  The emulated kernel lays out
+     * the EPROCESS of every process it shows a driver with these.
+     */
+    sim_offset offsets[SIM_PROFILE_MAX_OFFSETS];
+    size_t noffsets;
+
+    /* The OS event stream after boot: each endpoint's own stream is drawn
+     * from it (sim_profile_events), times jittered by up to jitter_ms. */
+    const sim_event *events;
+    size_t nevents;
+    uint32_t event_jitter_ms;
+    uint32_t boot_ms;        /* power-on until boot-start drivers load */
+
+    char source[256];        /* the file it was loaded from; "" built in */
+} sim_profile;
+
+/* A Windows 10 22H2 profile built into fleetsim, for images run alone. */
+const sim_profile *sim_profile_default(void);
+/* Whether `name` is an ntoskrnl export this profile has (implemented or not). */
+bool sim_profile_has_export(const sim_profile *profile, const char *name);
+/* The offset named `name` (see sim_profile.offsets); false when absent. */
+bool sim_profile_offset(const sim_profile *profile, const char *name,
+                        uint32_t *value);
+
+/*
+ * Load a profile from a YAML file; errors are "path:line:column: what".
+ * A loaded profile owns its strings and events; sim_profile_destroy frees it.
+ */
+int sim_profile_load(const char *path, sim_profile **out, char *err,
+                     size_t errlen);
+/* Every *.yaml profile in dir, sorted by name; duplicate names refused. */
+int sim_profile_load_dir(const char *dir, sim_profile ***out, size_t *count,
+                         char *err, size_t errlen);
+void sim_profile_destroy(sim_profile *profile);       /* accepts NULL */
+void sim_profile_list_destroy(sim_profile **list, size_t count);
+
+/*
+ * One endpoint's OS event stream: the profile's events with times jittered
+ * by the seed (never before boot, order kept by time then by index), written
+ * to out (at most max).  Returns the number of events.
+ */
+size_t sim_profile_events(const sim_profile *profile, uint64_t seed,
+                          sim_event *out, size_t max);
+
+/* ---- one endpoint run -------------------------------------------------- */
+
+/* A file in the endpoint's virtual file system. */
+typedef struct sim_file {
+    const char *path;        /* NT path, e.g. "\\SystemRoot\\System32\\drivers\\x\\a.sys" */
+    const uint8_t *data;
+    size_t size;
+    uint64_t at_ms;          /* exists from this virtual time on (0: at boot);
+                                a later file is announced by a file-write event */
+} sim_file;
 
 typedef struct sim_run {
     const sim_image *image;
