@@ -946,10 +946,10 @@ static void init_ntdata(sim_engine *e)
  * then on the stack above 32 bytes of shadow space; the return address is
  * the return stub, where emulation stops.  Returns true when it returned.
  */
-static bool call_guest(sim_engine *e, uint64_t fn, const uint64_t *args,
-                       unsigned nargs, const char *phase, uint64_t *ret)
+bool sim__call_guest(sim_endpoint *ep, uint64_t fn, const uint64_t *args,
+                     unsigned nargs, const char *phase, uint64_t *ret)
 {
-    sim_endpoint *ep = &e->ep;
+    sim_engine *e = ep->engine;
     static const int argregs[4] = {UC_X86_REG_RCX, UC_X86_REG_RDX, UC_X86_REG_R8,
                                    UC_X86_REG_R9};
     uint64_t rsp = (SIM__STACK_TOP - 0x100) & ~0xFull;
@@ -993,8 +993,8 @@ static bool call_guest(sim_engine *e, uint64_t fn, const uint64_t *args,
 
 /* ---- one endpoint run ----------------------------------------------------- */
 
-static void put_unicode_string(sim_endpoint *ep, uint64_t us, uint64_t buf,
-                               const char *text)
+void sim__put_unicode_string(sim_endpoint *ep, uint64_t us, uint64_t buf,
+                             const char *text)
 {
     size_t n = strlen(text);
     for (size_t i = 0; i <= n; i++) {
@@ -1030,9 +1030,9 @@ static bool make_driver_object(sim_endpoint *ep, uint64_t base, const sim_image 
     sim__write(ep, dobj + 0x20, &image_size, 4); /* DriverSize */
     sim__write(ep, dobj + 0x30, &ext, 8);        /* DriverExtension */
     sim__write(ep, ext + 0x00, &dobj, 8);        /* ->DriverObject */
-    put_unicode_string(ep, dobj + 0x38, strings + 0x40, name);   /* DriverName */
+    sim__put_unicode_string(ep, dobj + 0x38, strings + 0x40, name);   /* DriverName */
     sim__write(ep, dobj + 0x58, &entry, 8);      /* DriverInit */
-    put_unicode_string(ep, strings, strings + 0x200, path);
+    sim__put_unicode_string(ep, strings, strings + 0x200, path);
     ep->driver_object = dobj;
     ep->registry_path = strings;
     return !ep->stopped;
@@ -1048,57 +1048,6 @@ static const sim_import *absent_import(const sim_image *image, const sim_profile
             return imp;
     }
     return NULL;
-}
-
-/* PS_CREATE_NOTIFY_INFO and its strings, in nt data. */
-#define EVENT_AREA 0x8000u
-
-static uint64_t make_create_info(sim_endpoint *ep, const sim_event *ev)
-{
-    uint64_t info = SIM__NTDATA_BASE + EVENT_AREA;
-    uint8_t *d = ep->engine->ntdata + EVENT_AREA;
-    char name[240];
-
-    memset(d, 0, 0x1000);
-    snprintf(name, sizeof name, "%s", ev->name ? ev->name : "");
-    uint64_t v = 0x48;
-    memcpy(d + 0x00, &v, 8);                           /* Size */
-    v = ev->parent_pid;
-    memcpy(d + 0x10, &v, 8);                           /* ParentProcessId */
-    memcpy(d + 0x18, &v, 8);                           /* CreatingThreadId.UniqueProcess */
-    v = info + 0x100;
-    memcpy(d + 0x30, &v, 8);                           /* ImageFileName */
-    v = info + 0x110;
-    memcpy(d + 0x38, &v, 8);                           /* CommandLine */
-    put_unicode_string(ep, info + 0x100, info + 0x200, name);
-    put_unicode_string(ep, info + 0x110, info + 0x600, name);
-    return info;
-}
-
-static void deliver_event(sim_engine *e, const sim_event *ev)
-{
-    sim_endpoint *ep = &e->ep;
-    uint64_t ret;
-
-    ep->now_ms = ev->at_ms;
-    ep->out->events_delivered++;
-    if (ev->kind != SIM_EVENT_PROCESS_CREATE && ev->kind != SIM_EVENT_PROCESS_EXIT)
-        return; /* no driver registration reaches pipes and file writes yet */
-    bool create = ev->kind == SIM_EVENT_PROCESS_CREATE;
-    for (size_t i = 0; i < ep->nprocess_notify && !ep->stopped; i++) {
-        uint64_t args[3];
-        if (ep->process_notify_ex[i]) {
-            args[0] = SIM__NTDATA_BASE + SIM__EPROCESS_OFFSET;
-            args[1] = ev->pid;
-            args[2] = create ? make_create_info(ep, ev) : 0;
-        } else {
-            args[0] = ev->parent_pid;
-            args[1] = ev->pid;
-            args[2] = create;
-        }
-        ep->irql = 0;
-        call_guest(e, ep->process_notify[i], args, 3, "process-notify", &ret);
-    }
 }
 
 /* Rewrite everything the previous run could have changed. */
@@ -1162,6 +1111,7 @@ static int run_once(sim_engine *e, const sim_run *run, sim_outcome *out,
     out->image_base = s->base;
     out->pool_base = w->base + slide;
     init_ntdata(e);
+    sim__init_system_process(ep);
     init_shared_data(e, pr);
 
     const sim_import *absent = absent_import(run->image, pr);
@@ -1179,13 +1129,13 @@ static int run_once(sim_engine *e, const sim_run *run, sim_outcome *out,
     } else {
         uint64_t args[2] = {ep->driver_object, ep->registry_path}, ret;
         out->kind = SIM_OUTCOME_OK;
-        if (call_guest(e, s->base + run->image->entry_rva, args, 2, "DriverEntry",
-                       &ret)) {
+        if (sim__call_guest(ep, s->base + run->image->entry_rva, args, 2, "DriverEntry",
+                             &ret)) {
             out->status_valid = true;
             out->status = (uint32_t)ret;
             if ((int32_t)out->status >= 0)
                 for (size_t i = 0; i < run->nevents && !ep->stopped; i++)
-                    deliver_event(e, &run->events[i]);
+                    sim__deliver_event(ep, &run->events[i]);
         }
     }
 

@@ -65,12 +65,20 @@ static bool is_hal_export(const char *name)
     return false;
 }
 
+/* The filter manager's exports are FLTMGR.SYS's, never ntoskrnl's. */
+static bool is_fltmgr_export(const char *name)
+{
+    return strncmp(name, "Flt", 3) == 0;
+}
+
 bool sim_kapi_implemented(const char *dll, const char *name)
 {
     if (!dll || !name)
         return false;
+    if (strcasecmp(dll, "fltmgr.sys") == 0)
+        return is_fltmgr_export(name) && sim__kapi_find(name) >= 0;
     if (strcasecmp(dll, "ntoskrnl.exe") == 0)
-        return sim__kapi_find(name) >= 0;
+        return !is_fltmgr_export(name) && sim__kapi_find(name) >= 0;
     if (strcasecmp(dll, "hal.dll") == 0)
         return is_hal_export(name) && sim__kapi_find(name) >= 0;
     return false;

@@ -137,13 +137,22 @@ static bool is_system_dir(const char *path)
 
 typedef enum { PATH_MISSING, PATH_FILE, PATH_DIR } path_kind;
 
-static path_kind lookup(const sim_run *run, const char *path, size_t *file)
+/* A file delivered later (an update arriving while the machine runs) does
+ * not exist before its time. */
+static bool visible(const sim_endpoint *ep, size_t i)
 {
+    const sim_file *f = &ep->run->files[i];
+    return f->path && f->at_ms <= ep->now_ms;
+}
+
+static path_kind lookup(const sim_endpoint *ep, const char *path, size_t *file)
+{
+    const sim_run *run = ep->run;
     char c[PATH_MAX_NT];
     bool dir = is_system_dir(path);
 
     for (size_t i = 0; i < run->nfiles; i++) {
-        if (!run->files[i].path || !canonical(run->files[i].path, c, sizeof c))
+        if (!visible(ep, i) || !canonical(run->files[i].path, c, sizeof c))
             continue;
         int off = below(c, path);
         if (off == 0) {
@@ -156,7 +165,7 @@ static path_kind lookup(const sim_run *run, const char *path, size_t *file)
     return dir ? PATH_DIR : PATH_MISSING;
 }
 
-static bool parent_exists(const sim_run *run, const char *path)
+static bool parent_exists(const sim_endpoint *ep, const char *path)
 {
     char parent[PATH_MAX_NT];
     size_t unused;
@@ -167,7 +176,7 @@ static bool parent_exists(const sim_run *run, const char *path)
     size_t n = (size_t)(slash - path);
     memcpy(parent, path, n);
     parent[n] = '\0';
-    return lookup(run, parent, &unused) == PATH_DIR;
+    return lookup(ep, parent, &unused) == PATH_DIR;
 }
 
 /* ---- handles ----------------------------------------------------------- */
@@ -263,10 +272,10 @@ static void open_file(sim_endpoint *ep, uint64_t handle_out, uint64_t attrs,
         sim__ret(ep, (uint64_t)st);
         return;
     }
-    path_kind kind = lookup(ep->run, path, &file);
+    path_kind kind = lookup(ep, path, &file);
     if (kind == PATH_MISSING) {
         bool creating = disposition != FILE_OPEN && disposition <= 5;
-        uint32_t status = !parent_exists(ep->run, path) ? STATUS_OBJECT_PATH_NOT_FOUND
+        uint32_t status = !parent_exists(ep, path) ? STATUS_OBJECT_PATH_NOT_FOUND
                           : creating                    ? STATUS_ACCESS_DENIED
                                                         : STATUS_OBJECT_NAME_NOT_FOUND;
         sim__ret(ep, status);
@@ -524,15 +533,16 @@ static bool child_of(const char *canon, const char *dir, char *name, size_t max,
  * matches `pattern` and sorts after `after` ("" for the first).  Listing
  * by repeated successor search needs no memory beyond one entry.
  */
-static bool next_entry(const sim_run *run, const char *dir, const char *pattern,
+static bool next_entry(const sim_endpoint *ep, const char *dir, const char *pattern,
                        const char *after, dir_entry *out)
 {
+    const sim_run *run = ep->run;
     char canon[PATH_MAX_NT], name[PATH_MAX_NT];
     bool found = false;
 
     for (size_t i = 0; i < run->nfiles; i++) {
         bool is_dir;
-        if (!run->files[i].path || !canonical(run->files[i].path, canon, sizeof canon))
+        if (!visible(ep, i) || !canonical(run->files[i].path, canon, sizeof canon))
             continue;
         if (!child_of(canon, dir, name, sizeof name, &is_dir))
             continue;
@@ -551,13 +561,13 @@ static bool next_entry(const sim_run *run, const char *dir, const char *pattern,
 }
 
 /* The entry at `index` in the listing, or false past its end. */
-static bool entry_at(const sim_run *run, const char *dir, const char *pattern,
+static bool entry_at(const sim_endpoint *ep, const char *dir, const char *pattern,
                      uint64_t index, dir_entry *out)
 {
     char after[PATH_MAX_NT] = "";
 
     for (uint64_t k = 0;; k++) {
-        if (!next_entry(run, dir, pattern, after, out))
+        if (!next_entry(ep, dir, pattern, after, out))
             return false;
         if (k == index)
             return true;
@@ -674,7 +684,7 @@ void sim__api_ZwQueryDirectoryFile(sim_endpoint *ep)
     dir_entry e;
     uint32_t used = 0, last = 0, count = 0;
     uint32_t status = STATUS_SUCCESS;
-    while (entry_at(ep->run, h->dir, pattern, h->position, &e)) {
+    while (entry_at(ep, h->dir, pattern, h->position, &e)) {
         uint32_t at = (used + 7) & ~7u;  /* entries are 8-byte aligned */
         if (count > 0 && (at >= length || at + entry_fixed(cls) +
                           2 * (uint32_t)strlen(e.name) > length))

@@ -192,6 +192,21 @@ void sim__stuck(sim_endpoint *ep);
  * the driver's call into nt.
  */
 void sim__capture(sim_endpoint *ep, uint64_t addr, sim_access access);
+/*
+ * Call a guest function (MS x64 ABI) from the host: a driver's entry point
+ * or a callback it registered.  True when it returned (*ret = RAX); false
+ * when the run ended inside it.
+ */
+bool sim__call_guest(sim_endpoint *ep, uint64_t fn, const uint64_t *args,
+                     unsigned nargs, const char *phase, uint64_t *ret);
+/* Write a UNICODE_STRING at `us` whose buffer (text, NUL-terminated) is at buf. */
+void sim__put_unicode_string(sim_endpoint *ep, uint64_t us, uint64_t buf,
+                             const char *text);
+/* Lay out the System process's EPROCESS with the profile's offsets. */
+void sim__init_system_process(sim_endpoint *ep);
+/* Deliver one OS event to what the driver registered for it (events.c). */
+void sim__deliver_event(sim_endpoint *ep, const sim_event *ev);
+
 /* Rewrite the clock fields of KUSER_SHARED_DATA (engine.c). */
 void sim__update_shared_data(sim_endpoint *ep);
 
@@ -220,7 +235,14 @@ typedef void (*sim__api_fn)(sim_endpoint *ep);
     SIM_KAPI_POOL(XX)                                                       \
     SIM_KAPI_RTL(XX)                                                        \
     SIM_KAPI_KE(XX)                                                         \
-    SIM_KAPI_IO(XX)
+    SIM_KAPI_IO(XX)                                                         \
+    SIM_KAPI_FLT(XX)
+
+/* FLTMGR.SYS exports (the filter manager), served from events.c. */
+#define SIM_KAPI_FLT(XX)                                                     \
+    XX(FltRegisterFilter)                                                   \
+    XX(FltStartFiltering)                                                   \
+    XX(FltUnregisterFilter)
 
 #define SIM_KAPI_POOL(XX)                                                    \
     XX(ExAllocatePoolWithTag)                                               \
