@@ -877,10 +877,7 @@ static int parse_owned(uint8_t *data, size_t size, const char *name, sim_image *
     p.img = img;
     set_names(img, name ? name : "image.sys");
 
-    struct sha256_ctx sha;
-    sha256_init(&sha);
-    sha256_update(&sha, size, data);
-    sha256_digest(&sha, sizeof img->sha256, img->sha256);
+    sim_sha256(data, size, img->sha256);
 
     int rc = parse(&p);
     if (rc) {
@@ -1063,4 +1060,12 @@ const sim_section *sim_image_section_at(const sim_image *image, uint32_t rva)
             return s;
     }
     return NULL;
+}
+
+void sim_sha256(const void *data, size_t size, uint8_t digest[32])
+{
+    struct sha256_ctx sha;
+    sha256_init(&sha);
+    sha256_update(&sha, size, data);
+    sha256_digest(&sha, 32, digest);
 }

@@ -1,14 +1,52 @@
 /*
  * profile.c — OS-version profiles as the emulated kernel presents them.
  *
- * Profiles are data: a later change loads them from sim/profiles/, one file
- * each.  What lives here is the one profile an image run on its own needs
- * (Windows 10 22H2 as patched in July 2024) and the export check the loader
- * applies to every import.
+ * Profiles are data (STYLE.md: "data lives in files users can read and
+ * extend"): sim/profiles/ holds one YAML file per Windows build, and a user
+ * adds a build by adding a file.  This file reads them — libyaml loads a
+ * node tree with line and column marks, and a fixed schema walks it, each
+ * mapping through one helper (fields) that refuses unknown and duplicate
+ * keys, so a mistake is reported as "path:line:column: what is wrong" —
+ * and draws each endpoint's own OS event stream from a profile's events
+ * (sim_profile_events: jittered by the endpoint's seed, allocation-free,
+ * because it runs on the hot path).
+ *
+ * One profile stays built in (Windows 10 22H2 as patched in July 2024) so
+ * an image run on its own needs no files; tests/test_profile.c checks that
+ * it agrees with sim/profiles/win10-22h2-2024-07.yaml.  The export check the
+ * loader applies to every import lives here too.
+ *
+ * Everything a file can say is bounded: string lengths by sim_profile's
+ * fixed buffers, counts by SIM_PROFILE_MAX_* and SIM__PROFILE_MAX_*, numbers
+ * by their field's range.  The schema is walked to a fixed depth, so YAML
+ * aliases (even cyclic ones) cannot make the walk recurse or repeat without
+ * bound.
  */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <yaml.h>
+
+#include "profile-internal.h"
+#include "sim-internal.h"
 #include "sim.h"
+
+#define MIB (1024ull * 1024ull)
+#define KERNEL_HALF 0xFFFF800000000000ull
+#define LAYOUT_ALIGN 0x10000ull       /* Windows' allocation granularity */
+#define MIN_IMAGE_RANGE (16 * MIB)
+#define MIN_POOL_RANGE (64 * MIB)     /* sim maps a 64 MiB window per profile */
+#define MAX_KASLR_SLOTS 64
+#define MAX_BOOT_MS 600000u           /* ten minutes from power-on */
+#define MAX_JITTER_MS 600000u
+#define MAX_EVENT_MS 86400000ull      /* a day of events is plenty */
+#define MAX_OFFSET_VALUE 0xFFFFu
 
 static const sim_profile default_profile = {
     .name = "win10-22h2-2024-07",
@@ -25,6 +63,20 @@ static const sim_profile default_profile = {
     .pool_lo = 0xFFFF840000000000ull,
     .pool_hi = 0xFFFF850000000000ull,
     .kaslr_slots = 8,
+    /* EPROCESS of builds 19041-19045 (the same layout for 2004 to 22H2). */
+    .offsets = {
+        {"EPROCESS.UniqueProcessId", 0x440},
+        {"EPROCESS.ActiveProcessLinks", 0x448},
+        {"EPROCESS.Token", 0x4B8},
+        {"EPROCESS.InheritedFromUniqueProcessId", 0x540},
+        {"EPROCESS.Peb", 0x550},
+        {"EPROCESS.ImageFileName", 0x5A8},
+        {"EPROCESS.SeAuditProcessCreationInfo", 0x5C0},
+    },
+    .noffsets = 7,
+    /* No events: an image run alone sees only what the user gives it. */
+    .event_jitter_ms = 250,
+    .boot_ms = 12000,
 };
 
 const sim_profile *sim_profile_default(void)
@@ -54,4 +106,986 @@ bool sim_profile_offset(const sim_profile *profile, const char *name,
             return true;
         }
     return false;
+}
+
+/* ---- messages ------------------------------------------------------------ */
+
+static int nomem(char *err, size_t errlen)
+{
+    if (err && errlen)
+        snprintf(err, errlen, "out of memory");
+    return SIM_ENOMEM;
+}
+
+/* "path:line:column: " then the message; line and column are 1-based. */
+static int vreport(char *err, size_t errlen, const char *path, size_t line,
+                   size_t column, const char *fmt, va_list ap)
+{
+    if (!err || errlen == 0)
+        return SIM_EFORMAT;
+    int n = snprintf(err, errlen, "%s:%zu:%zu: ", path, line, column);
+    if (n >= 0 && (size_t)n < errlen)
+        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+    return SIM_EFORMAT;
+}
+
+static int report(char *err, size_t errlen, const char *path, size_t line, size_t column,
+                  const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static int report(char *err, size_t errlen, const char *path, size_t line, size_t column,
+                  const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(err, errlen, path, line, column, fmt, ap);
+    va_end(ap);
+    return SIM_EFORMAT;
+}
+
+/* Append "a, b, c" to err, as much as fits. */
+static void append_list(char *err, size_t errlen, const char *const *names, size_t n)
+{
+    size_t len = strlen(err);
+    for (size_t i = 0; i < n && len + 1 < errlen; i++) {
+        int w = snprintf(err + len, errlen - len, "%s%s", i ? ", " : "", names[i]);
+        if (w < 0)
+            break;
+        len += (size_t)w;
+    }
+}
+
+/* ---- the node walker ----------------------------------------------------- */
+
+typedef struct parser {
+    const char *path;
+    yaml_document_t *doc;
+    sim_profile *pr;
+    char *err;
+    size_t errlen;
+} parser;
+
+static int fail(parser *p, const yaml_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(parser *p, const yaml_node_t *n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(p->err, p->errlen, p->path, n->start_mark.line + 1, n->start_mark.column + 1,
+            fmt, ap);
+    va_end(ap);
+    return SIM_EFORMAT;
+}
+
+static const char *kind_name(const yaml_node_t *n)
+{
+    switch (n->type) {
+    case YAML_SCALAR_NODE:
+        return "a scalar";
+    case YAML_SEQUENCE_NODE:
+        return "a list";
+    case YAML_MAPPING_NODE:
+        return "a mapping";
+    default:
+        return "nothing";
+    }
+}
+
+static yaml_node_t *node(parser *p, int id)
+{
+    return yaml_document_get_node(p->doc, id);
+}
+
+/* The scalar's text, or an error naming what was expected. */
+static int scalar(parser *p, yaml_node_t *n, const char *what, const char **text)
+{
+    if (n->type != YAML_SCALAR_NODE)
+        return fail(p, n, "%s: expected a scalar, got %s", what, kind_name(n));
+    *text = (const char *)n->data.scalar.value;
+    if (strlen(*text) != n->data.scalar.length)
+        return fail(p, n, "%s: NUL character in the value", what);
+    return 0;
+}
+
+static int expect(parser *p, yaml_node_t *n, yaml_node_type_t type, const char *what)
+{
+    if (n->type != type)
+        return fail(p, n, "%s: expected %s, got %s", what,
+                    type == YAML_MAPPING_NODE ? "a mapping" : "a list", kind_name(n));
+    return 0;
+}
+
+/*
+ * Read mapping `n` against a key table: vals[i] receives the value of
+ * keys[i] (NULL when absent).  Unknown keys are refused with the list of
+ * known ones; so are duplicates.
+ */
+static int fields(parser *p, yaml_node_t *n, const char *section, const char *const *keys,
+                  size_t nkeys, yaml_node_t **vals)
+{
+    int rc = expect(p, n, YAML_MAPPING_NODE, section);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < nkeys; i++)
+        vals[i] = NULL;
+    for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top;
+         pair++) {
+        yaml_node_t *k = node(p, pair->key), *v = node(p, pair->value);
+        const char *name;
+        if (!k || !v)
+            return fail(p, n, "%s: malformed mapping", section);
+        if ((rc = scalar(p, k, "a key", &name)))
+            return rc;
+        size_t i = 0;
+        while (i < nkeys && strcmp(keys[i], name) != 0)
+            i++;
+        if (i == nkeys) {
+            fail(p, k, "unknown key \"%.64s\" in %s; known: ", name, section);
+            append_list(p->err, p->errlen, keys, nkeys);
+            return SIM_EFORMAT;
+        }
+        if (vals[i])
+            return fail(p, k, "%s: key \"%s\" is given twice", section, name);
+        vals[i] = v;
+    }
+    return 0;
+}
+
+static int missing(parser *p, yaml_node_t *map, const char *section, const char *key)
+{
+    return fail(p, map, "%s: missing key \"%s\"", section, key);
+}
+
+/* ---- the strict value syntaxes --------------------------------------------- */
+
+/* A whole number: decimal digits only, or 0x and hex digits; nothing else. */
+static bool parse_u64(const char *text, uint64_t *out)
+{
+    uint64_t v = 0;
+    const char *s = text;
+
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        s += 2;
+        if (!*s)
+            return false;
+        for (; *s; s++) {
+            int d = isdigit((unsigned char)*s) ? *s - '0'
+                    : isxdigit((unsigned char)*s) ? tolower((unsigned char)*s) - 'a' + 10
+                                                  : -1;
+            if (d < 0 || v >> 60)
+                return false;
+            v = v << 4 | (uint64_t)d;
+        }
+    } else {
+        if (!*s)
+            return false;
+        for (; *s; s++) {
+            if (!isdigit((unsigned char)*s))
+                return false;
+            unsigned d = (unsigned)(*s - '0');
+            if (v > (UINT64_MAX - d) / 10)
+                return false;
+            v = v * 10 + d;
+        }
+    }
+    *out = v;
+    return true;
+}
+
+/*
+ * A time in milliseconds: a whole number (ms), or a decimal with a unit —
+ * "1500ms", "4.2s", "2m".  A value that is not a whole number of
+ * milliseconds ("1.5ms") is refused rather than rounded.
+ */
+static bool parse_ms(const char *text, uint64_t *out)
+{
+    static const struct {
+        const char *unit;
+        uint64_t ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}};
+    const char *s = text;
+    uint64_t whole = 0, frac = 0, scale = 1;
+
+    if (!isdigit((unsigned char)*s))
+        return false;
+    for (; isdigit((unsigned char)*s); s++) {
+        if (whole > 1000000000000ull)
+            return false;
+        whole = whole * 10 + (uint64_t)(*s - '0');
+    }
+    if (*s == '.') {
+        s++;
+        if (!isdigit((unsigned char)*s))
+            return false;
+        for (; isdigit((unsigned char)*s); s++) {
+            if (scale >= 1000000)
+                return false;
+            frac = frac * 10 + (uint64_t)(*s - '0');
+            scale *= 10;
+        }
+    }
+    if (*s == '\0')
+        return scale == 1 && (*out = whole, true);
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(s, units[i].unit) == 0) {
+            if ((frac * units[i].ms) % scale != 0)
+                return false;
+            *out = whole * units[i].ms + frac * units[i].ms / scale;
+            return true;
+        }
+    return false;
+}
+
+static int get_u64(parser *p, yaml_node_t *n, const char *what, uint64_t lo, uint64_t hi,
+                   uint64_t *out)
+{
+    const char *text;
+    int rc = scalar(p, n, what, &text);
+    if (rc)
+        return rc;
+    if (!parse_u64(text, out))
+        return fail(p, n, "%s: \"%.40s\" is not a whole number (decimal or 0x hex)", what,
+                    text);
+    if (*out < lo || *out > hi)
+        return fail(p, n, "%s: %s is out of range (%llu to %llu)", what, text,
+                    (unsigned long long)lo, (unsigned long long)hi);
+    return 0;
+}
+
+static int get_u32(parser *p, yaml_node_t *n, const char *what, uint32_t lo, uint32_t hi,
+                   uint32_t *out)
+{
+    uint64_t v;
+    int rc = get_u64(p, n, what, lo, hi, &v);
+    if (rc == 0)
+        *out = (uint32_t)v;
+    return rc;
+}
+
+static int get_ms(parser *p, yaml_node_t *n, const char *what, uint64_t max, uint64_t *out)
+{
+    const char *text;
+    int rc = scalar(p, n, what, &text);
+    if (rc)
+        return rc;
+    if (!parse_ms(text, out))
+        return fail(p, n,
+                    "%s: \"%.40s\" is not a time (a number of ms, or e.g. 1500ms, 4.2s, 2m)",
+                    what, text);
+    if (*out > max)
+        return fail(p, n, "%s: %s is more than %llu ms", what, text,
+                    (unsigned long long)max);
+    return 0;
+}
+
+static int get_bool(parser *p, yaml_node_t *n, const char *what, bool *out)
+{
+    const char *text;
+    int rc = scalar(p, n, what, &text);
+    if (rc)
+        return rc;
+    if (strcmp(text, "true") == 0)
+        *out = true;
+    else if (strcmp(text, "false") == 0)
+        *out = false;
+    else
+        return fail(p, n, "%s: expected true or false, got \"%.40s\"", what, text);
+    return 0;
+}
+
+/* One of `names` (n of them); its index in *out. */
+static int get_enum(parser *p, yaml_node_t *n, const char *what, const char *const *names,
+                    size_t count, size_t *out)
+{
+    const char *text;
+    int rc = scalar(p, n, what, &text);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < count; i++)
+        if (strcmp(text, names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    fail(p, n, "%s: unknown value \"%.40s\"; known: ", what, text);
+    append_list(p->err, p->errlen, names, count);
+    return SIM_EFORMAT;
+}
+
+/* Text without control characters, shorter than `size`. */
+static int get_text(parser *p, yaml_node_t *n, const char *what, size_t size,
+                    const char **out)
+{
+    int rc = scalar(p, n, what, out);
+    if (rc)
+        return rc;
+    size_t len = strlen(*out);
+    if (len == 0)
+        return fail(p, n, "%s: must not be empty", what);
+    if (len >= size)
+        return fail(p, n, "%s: %zu bytes long, at most %zu allowed", what, len, size - 1);
+    for (const unsigned char *s = (const unsigned char *)*out; *s; s++)
+        if (*s < 0x20 || *s == 0x7F)
+            return fail(p, n, "%s: control character in the value", what);
+    return 0;
+}
+
+/* Text made only of letters, digits and the characters of `allowed`. */
+static int get_word(parser *p, yaml_node_t *n, const char *what, size_t size,
+                    const char *allowed, const char **out)
+{
+    int rc = get_text(p, n, what, size, out);
+    if (rc)
+        return rc;
+    for (const char *s = *out; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr(allowed, *s))
+            return fail(p, n, "%s: \"%.64s\" may hold only letters, digits and \"%s\"",
+                        what, *out, allowed);
+    return 0;
+}
+
+/* ---- sections ------------------------------------------------------------ */
+
+static int parse_version(parser *p, yaml_node_t *n)
+{
+    static const char *const keys[] = {"major", "minor", "build", "ubr"};
+    yaml_node_t *v[4];
+    sim_profile *pr = p->pr;
+    int rc = fields(p, n, "version", keys, 4, v);
+    for (size_t i = 0; rc == 0 && i < 4; i++)
+        if (!v[i])
+            rc = missing(p, n, "version", keys[i]);
+    if (rc == 0)
+        rc = get_u32(p, v[0], "version.major", 5, 255, &pr->major);
+    if (rc == 0)
+        rc = get_u32(p, v[1], "version.minor", 0, 255, &pr->minor);
+    if (rc == 0)
+        rc = get_u32(p, v[2], "version.build", 1, 65535, &pr->build);
+    if (rc == 0)
+        rc = get_u32(p, v[3], "version.ubr", 0, UINT32_MAX, &pr->ubr);
+    return rc;
+}
+
+static int parse_service_pack(parser *p, yaml_node_t *n)
+{
+    static const char *const keys[] = {"major", "minor"};
+    yaml_node_t *v[2];
+    uint32_t x;
+    int rc = fields(p, n, "service_pack", keys, 2, v);
+    if (rc == 0 && v[0] && (rc = get_u32(p, v[0], "service_pack.major", 0, 255, &x)) == 0)
+        p->pr->sp_major = (uint16_t)x;
+    if (rc == 0 && v[1] && (rc = get_u32(p, v[1], "service_pack.minor", 0, 255, &x)) == 0)
+        p->pr->sp_minor = (uint16_t)x;
+    return rc;
+}
+
+static int parse_pool(parser *p, yaml_node_t *n)
+{
+    static const char *const keys[] = {"kind", "zeroed"};
+    static const char *const kinds[] = {"legacy", "segment-heap"};
+    yaml_node_t *v[2];
+    size_t kind;
+    int rc = fields(p, n, "pool", keys, 2, v);
+    for (size_t i = 0; rc == 0 && i < 2; i++)
+        if (!v[i])
+            rc = missing(p, n, "pool", keys[i]);
+    if (rc == 0 && (rc = get_enum(p, v[0], "pool.kind", kinds, 2, &kind)) == 0)
+        p->pr->pool = kind == 0 ? SIM_POOL_LEGACY : SIM_POOL_SEGMENT_HEAP;
+    if (rc == 0)
+        rc = get_bool(p, v[1], "pool.zeroed", &p->pr->pool_zeroed);
+    return rc;
+}
+
+/* [lo, hi]: a canonical kernel-half range, aligned, at least `min` long. */
+static int get_range(parser *p, yaml_node_t *n, const char *what, uint64_t min,
+                     uint64_t *lo, uint64_t *hi)
+{
+    int rc = expect(p, n, YAML_SEQUENCE_NODE, what);
+    if (rc)
+        return rc;
+    if (n->data.sequence.items.top - n->data.sequence.items.start != 2)
+        return fail(p, n, "%s: expected two addresses [lo, hi]", what);
+    yaml_node_t *a = node(p, n->data.sequence.items.start[0]);
+    yaml_node_t *b = node(p, n->data.sequence.items.start[1]);
+    if (!a || !b)
+        return fail(p, n, "%s: malformed list", what);
+    if ((rc = get_u64(p, a, what, 0, UINT64_MAX, lo)) ||
+        (rc = get_u64(p, b, what, 0, UINT64_MAX, hi)))
+        return rc;
+    if (*lo < KERNEL_HALF)
+        return fail(p, a, "%s: 0x%llx is not a canonical kernel address (0xffff800000000000 "
+                          "and up)", what, (unsigned long long)*lo);
+    if (*lo % LAYOUT_ALIGN || *hi % LAYOUT_ALIGN)
+        return fail(p, *lo % LAYOUT_ALIGN ? a : b, "%s: addresses must be 64 KiB aligned",
+                    what);
+    if (*hi <= *lo)
+        return fail(p, b, "%s: the end 0x%llx is not above the start 0x%llx", what,
+                    (unsigned long long)*hi, (unsigned long long)*lo);
+    if (*hi - *lo < min)
+        return fail(p, n, "%s: the range is %llu MiB, at least %llu MiB needed", what,
+                    (unsigned long long)((*hi - *lo) / MIB), (unsigned long long)(min / MIB));
+    return 0;
+}
+
+static bool overlaps(uint64_t a, uint64_t asize, uint64_t b, uint64_t bsize)
+{
+    return a < b + bsize && b < a + asize;
+}
+
+/* The pool window sim maps must not land on fleetsim's own kernel regions. */
+static const char *pool_collision(uint64_t lo)
+{
+    static const struct {
+        uint64_t base, size;
+        const char *name;
+    } fixed[] = {
+        {SIM__NT_BASE, SIM__NT_SIZE, "nt"},
+        {SIM__NTDATA_BASE, SIM__NTDATA_SIZE, "nt data"},
+        {SIM__KUSD_BASE, 0x1000, "KUSER_SHARED_DATA"},
+        {SIM__STACK_GUARD, SIM__STACK_TOP - SIM__STACK_GUARD, "the kernel stack"},
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (overlaps(lo, SIM__POOL_WINDOW, fixed[i].base, fixed[i].size))
+            return fixed[i].name;
+    return NULL;
+}
+
+static int parse_layout(parser *p, yaml_node_t *n)
+{
+    static const char *const keys[] = {"image", "pool", "kaslr_slots"};
+    yaml_node_t *v[3];
+    sim_profile *pr = p->pr;
+    const char *clash;
+    int rc = fields(p, n, "layout", keys, 3, v);
+    for (size_t i = 0; rc == 0 && i < 3; i++)
+        if (!v[i])
+            rc = missing(p, n, "layout", keys[i]);
+    if (rc == 0)
+        rc = get_range(p, v[0], "layout.image", MIN_IMAGE_RANGE, &pr->image_lo, &pr->image_hi);
+    if (rc == 0)
+        rc = get_range(p, v[1], "layout.pool", MIN_POOL_RANGE, &pr->pool_lo, &pr->pool_hi);
+    if (rc == 0 && overlaps(pr->image_lo, pr->image_hi - pr->image_lo, pr->pool_lo,
+                            pr->pool_hi - pr->pool_lo))
+        rc = fail(p, v[1], "layout.pool: overlaps layout.image");
+    if (rc == 0 && (clash = pool_collision(pr->pool_lo)) != NULL)
+        rc = fail(p, v[1], "layout.pool: its first 64 MiB overlap fleetsim's %s", clash);
+    if (rc == 0)
+        rc = get_u32(p, v[2], "layout.kaslr_slots", 1, MAX_KASLR_SLOTS, &pr->kaslr_slots);
+    return rc;
+}
+
+static int parse_absent(parser *p, yaml_node_t *n)
+{
+    sim_profile *pr = p->pr;
+    int rc = expect(p, n, YAML_SEQUENCE_NODE, "absent_exports");
+    if (rc)
+        return rc;
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+         it++) {
+        yaml_node_t *e = node(p, *it);
+        const char *name;
+        if (!e)
+            return fail(p, n, "absent_exports: malformed list");
+        if (pr->nabsent == SIM_PROFILE_MAX_ABSENT)
+            return fail(p, e, "absent_exports: more than %d names", SIM_PROFILE_MAX_ABSENT);
+        if ((rc = get_word(p, e, "absent_exports", sizeof ((sim_import *)0)->name, "_",
+                           &name)))
+            return rc;
+        if (!sim_profile_has_export(pr, name))
+            return fail(p, e, "absent_exports: \"%s\" is listed twice", name);
+        if (!(pr->absent[pr->nabsent] = sim_strdup(name)))
+            return nomem(p->err, p->errlen);
+        pr->nabsent++;
+    }
+    return 0;
+}
+
+static int parse_offsets(parser *p, yaml_node_t *n)
+{
+    sim_profile *pr = p->pr;
+    int rc = expect(p, n, YAML_MAPPING_NODE, "offsets");
+    if (rc)
+        return rc;
+    for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top;
+         pair++) {
+        yaml_node_t *k = node(p, pair->key), *v = node(p, pair->value);
+        const char *name;
+        uint32_t value;
+        if (!k || !v)
+            return fail(p, n, "offsets: malformed mapping");
+        if (pr->noffsets == SIM_PROFILE_MAX_OFFSETS)
+            return fail(p, k, "offsets: more than %d offsets", SIM_PROFILE_MAX_OFFSETS);
+        if ((rc = get_word(p, k, "offsets", sizeof pr->offsets[0].name, "_.", &name)))
+            return rc;
+        if (sim_profile_offset(pr, name, NULL))
+            return fail(p, k, "offsets: \"%s\" is given twice", name);
+        if ((rc = get_u32(p, v, "offsets", 0, MAX_OFFSET_VALUE, &value)))
+            return rc;
+        memcpy(pr->offsets[pr->noffsets].name, name, strlen(name) + 1);
+        pr->offsets[pr->noffsets].value = value;
+        pr->noffsets++;
+    }
+    return 0;
+}
+
+static const char *const event_kinds[] = {
+#define XX(name, str) str,
+    SIM_EVENT_MAP(XX)
+#undef XX
+};
+
+static int parse_event(parser *p, yaml_node_t *n, sim_event *ev)
+{
+    static const char *const keys[] = {"kind", "at", "name", "pid", "parent_pid"};
+    yaml_node_t *v[5];
+    const char *name;
+    size_t kind;
+    int rc = fields(p, n, "events[]", keys, 5, v);
+    if (rc)
+        return rc;
+    if (!v[0])
+        return missing(p, n, "events[]", "kind");
+    if (!v[1])
+        return missing(p, n, "events[]", "at");
+    if ((rc = get_enum(p, v[0], "events[].kind", event_kinds, SIM_EVENT_COUNT, &kind)))
+        return rc;
+    ev->kind = (sim_event_kind)kind;
+    if ((rc = get_ms(p, v[1], "events[].at", MAX_EVENT_MS, &ev->at_ms)))
+        return rc;
+    /* What each kind needs: a process has an id, everything but an exit a path. */
+    bool process = ev->kind == SIM_EVENT_PROCESS_CREATE || ev->kind == SIM_EVENT_PROCESS_EXIT;
+    if (!v[2] && ev->kind != SIM_EVENT_PROCESS_EXIT)
+        return missing(p, n, "events[]", "name");
+    if (!v[3] && process)
+        return missing(p, n, "events[]", "pid");
+    if (v[2]) {
+        if ((rc = get_text(p, v[2], "events[].name", SIM__PROFILE_MAX_EVENT_NAME, &name)))
+            return rc;
+        if (!(ev->name = sim_strdup(name)))
+            return nomem(p->err, p->errlen);
+    }
+    if (v[3] && (rc = get_u32(p, v[3], "events[].pid", 0, UINT32_MAX, &ev->pid)))
+        return rc;
+    if (v[4] && (rc = get_u32(p, v[4], "events[].parent_pid", 0, UINT32_MAX, &ev->parent_pid)))
+        return rc;
+    return 0;
+}
+
+static int parse_events(parser *p, yaml_node_t *n)
+{
+    sim_profile *pr = p->pr;
+    int rc = expect(p, n, YAML_SEQUENCE_NODE, "events");
+    if (rc)
+        return rc;
+    size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    if (count > SIM__PROFILE_MAX_EVENTS)
+        return fail(p, n, "events: %zu events, at most %d allowed", count,
+                    SIM__PROFILE_MAX_EVENTS);
+    if (count == 0)
+        return 0;
+    sim_event *events = sim_calloc(count, sizeof *events);
+    if (!events)
+        return nomem(p->err, p->errlen);
+    /* Owned by the profile from here: destroy frees what was filled in. */
+    pr->events = events;
+    for (size_t i = 0; i < count; i++) {
+        yaml_node_t *e = node(p, n->data.sequence.items.start[i]);
+        if (!e)
+            return fail(p, n, "events: malformed list");
+        pr->nevents = i + 1;
+        if ((rc = parse_event(p, e, &events[i])))
+            return rc;
+    }
+    return 0;
+}
+
+static int parse_root(parser *p, yaml_node_t *root)
+{
+    enum {
+        NAME, DISPLAY, VERSION, SERVICE_PACK, CSD, PRODUCT_TYPE, POOL, LAYOUT, BOOT_MS,
+        EVENT_JITTER, ABSENT, OFFSETS, EVENTS, NKEYS
+    };
+    static const char *const keys[NKEYS] = {
+        "name", "display", "version", "service_pack", "csd", "product_type", "pool",
+        "layout", "boot_ms", "event_jitter", "absent_exports", "offsets", "events",
+    };
+    static const char *const products[] = {"workstation", "domain-controller", "server"};
+    yaml_node_t *v[NKEYS];
+    sim_profile *pr = p->pr;
+    const char *text;
+    uint64_t ms;
+    size_t product;
+    int rc = fields(p, root, "the profile", keys, NKEYS, v);
+    if (rc)
+        return rc;
+    static const int required[] = {NAME, DISPLAY, VERSION, POOL, LAYOUT};
+    for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
+        if (!v[required[i]])
+            return missing(p, root, "the profile", keys[required[i]]);
+
+    if ((rc = get_word(p, v[NAME], "name", sizeof pr->name, "-_.", &text)))
+        return rc;
+    memcpy(pr->name, text, strlen(text) + 1);
+    if ((rc = get_text(p, v[DISPLAY], "display", sizeof pr->display, &text)))
+        return rc;
+    memcpy(pr->display, text, strlen(text) + 1);
+    if ((rc = parse_version(p, v[VERSION])))
+        return rc;
+    if (v[SERVICE_PACK] && (rc = parse_service_pack(p, v[SERVICE_PACK])))
+        return rc;
+    if (v[CSD]) {
+        /* An empty CSD version is what a build without a service pack has. */
+        if ((rc = scalar(p, v[CSD], "csd", &text)))
+            return rc;
+        if (text[0] && (rc = get_text(p, v[CSD], "csd", sizeof pr->csd, &text)))
+            return rc;
+        memcpy(pr->csd, text, strlen(text) + 1);
+    }
+    pr->product_type = 1;
+    if (v[PRODUCT_TYPE]) {
+        if ((rc = get_enum(p, v[PRODUCT_TYPE], "product_type", products, 3, &product)))
+            return rc;
+        pr->product_type = (uint16_t)(product + 1); /* VER_NT_WORKSTATION = 1, ... */
+    }
+    if ((rc = parse_pool(p, v[POOL])) || (rc = parse_layout(p, v[LAYOUT])))
+        return rc;
+    if (v[BOOT_MS]) {
+        if ((rc = get_ms(p, v[BOOT_MS], "boot_ms", MAX_BOOT_MS, &ms)))
+            return rc;
+        pr->boot_ms = (uint32_t)ms;
+    }
+    if (v[EVENT_JITTER]) {
+        if ((rc = get_ms(p, v[EVENT_JITTER], "event_jitter", MAX_JITTER_MS, &ms)))
+            return rc;
+        pr->event_jitter_ms = (uint32_t)ms;
+    }
+    if (v[ABSENT] && (rc = parse_absent(p, v[ABSENT])))
+        return rc;
+    if (v[OFFSETS] && (rc = parse_offsets(p, v[OFFSETS])))
+        return rc;
+    if (v[EVENTS] && (rc = parse_events(p, v[EVENTS])))
+        return rc;
+    return 0;
+}
+
+/* ---- loading ------------------------------------------------------------- */
+
+void sim_profile_destroy(sim_profile *profile)
+{
+    /* The built-in profile is not ours to free; accepting it keeps callers simple. */
+    if (!profile || profile == &default_profile)
+        return;
+    for (size_t i = 0; i < profile->nabsent && i < SIM_PROFILE_MAX_ABSENT; i++)
+        sim_free((void *)(uintptr_t)profile->absent[i]);
+    for (size_t i = 0; profile->events && i < profile->nevents; i++)
+        sim_free((void *)(uintptr_t)profile->events[i].name);
+    sim_free((void *)(uintptr_t)profile->events);
+    sim_free(profile);
+}
+
+void sim_profile_list_destroy(sim_profile **list, size_t count)
+{
+    for (size_t i = 0; list && i < count; i++)
+        sim_profile_destroy(list[i]);
+    sim_free(list);
+}
+
+/* The parser's own complaint, at its mark. */
+static int yaml_error(const yaml_parser_t *yp, const char *path, char *err, size_t errlen)
+{
+    if (yp->error == YAML_MEMORY_ERROR)
+        return nomem(err, errlen);
+    const yaml_mark_t *m = yp->problem ? &yp->problem_mark : &yp->context_mark;
+    return report(err, errlen, path, m->line + 1, m->column + 1, "%s%s%s",
+                  yp->problem ? yp->problem : "malformed YAML", yp->context ? " " : "",
+                  yp->context ? yp->context : "");
+}
+
+int sim__profile_parse(const char *text, size_t len, const char *path, sim_profile **out,
+                       char *err, size_t errlen)
+{
+    if (!out || (!text && len) || !path || !err || errlen == 0)
+        return SIM_EINVAL;
+    *out = NULL;
+    err[0] = '\0';
+    if (strlen(path) >= sizeof ((sim_profile *)0)->source) {
+        snprintf(err, errlen, "%.200s...: path longer than %zu bytes", path,
+                 sizeof ((sim_profile *)0)->source - 1);
+        return SIM_EINVAL;
+    }
+    if (len > SIM__PROFILE_MAX_BYTES)
+        return report(err, errlen, path, 1, 1, "%zu bytes; a profile may have at most %u",
+                      len, SIM__PROFILE_MAX_BYTES);
+
+    sim_profile *pr = sim_calloc(1, sizeof *pr);
+    if (!pr)
+        return nomem(err, errlen);
+    memcpy(pr->source, path, strlen(path) + 1);
+
+    yaml_parser_t yp;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&yp)) {
+        sim_free(pr);
+        return nomem(err, errlen);
+    }
+    yaml_parser_set_input_string(&yp, (const unsigned char *)(text ? text : ""), len);
+    int rc;
+    if (!yaml_parser_load(&yp, &doc)) {
+        rc = yaml_error(&yp, path, err, errlen);
+        yaml_parser_delete(&yp);
+        sim_profile_destroy(pr);
+        return rc;
+    }
+    parser p = {path, &doc, pr, err, errlen};
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root)
+        rc = report(err, errlen, path, 1, 1, "empty profile");
+    else if (root->type != YAML_MAPPING_NODE)
+        rc = fail(&p, root, "the profile: expected a mapping of keys, got %s", kind_name(root));
+    else
+        rc = parse_root(&p, root);
+    yaml_document_delete(&doc);
+    if (rc == 0) {
+        /* One document per file: a second one is most likely a mistake. */
+        if (!yaml_parser_load(&yp, &doc)) {
+            rc = yaml_error(&yp, path, err, errlen);
+        } else {
+            yaml_node_t *second = yaml_document_get_root_node(&doc);
+            if (second)
+                rc = fail(&p, second, "only one YAML document is allowed in a profile");
+            yaml_document_delete(&doc);
+        }
+    }
+    yaml_parser_delete(&yp);
+    if (rc != 0) {
+        sim_profile_destroy(pr);
+        return rc;
+    }
+    *out = pr;
+    return 0;
+}
+
+/* Read all of `path`, up to the profile size limit (one byte more tells). */
+static int read_file(const char *path, char **data, size_t *size, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return SIM_EIO;
+    }
+    size_t cap = 4096, len = 0;
+    char *buf = sim_malloc(cap);
+    int rc = 0;
+    while (buf) {
+        len += fread(buf + len, 1, cap - len, f);
+        if (ferror(f)) {
+            snprintf(err, errlen, "%s: %s", path, strerror(errno ? errno : EIO));
+            rc = SIM_EIO;
+            break;
+        }
+        if (feof(f) || len > SIM__PROFILE_MAX_BYTES)
+            break;
+        if (len == cap) {
+            char *grown = sim_realloc(buf, cap * 2);
+            if (!grown) {
+                sim_free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (!buf)
+        return nomem(err, errlen);
+    if (rc) {
+        sim_free(buf);
+        return rc;
+    }
+    *data = buf;
+    *size = len;
+    return 0;
+}
+
+int sim_profile_load(const char *path, sim_profile **out, char *err, size_t errlen)
+{
+    char *text;
+    size_t len;
+    int rc;
+
+    if (!path || !out || !err || errlen == 0)
+        return SIM_EINVAL;
+    *out = NULL;
+    err[0] = '\0';
+    if ((rc = read_file(path, &text, &len, err, errlen)))
+        return rc;
+    rc = sim__profile_parse(text, len, path, out, err, errlen);
+    sim_free(text);
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmp_profile(const void *a, const void *b)
+{
+    return strcmp((*(sim_profile *const *)a)->name, (*(sim_profile *const *)b)->name);
+}
+
+static bool is_profile_file(const char *name)
+{
+    size_t n = strlen(name);
+    /* Hidden files are editors' and tools' (".#x.yaml"), not profiles. */
+    return name[0] != '.' && n > 5 && strcmp(name + n - 5, ".yaml") == 0;
+}
+
+/* The *.yaml names in `dir`, sorted, so loading (and its errors) is reproducible. */
+static int list_dir(const char *dir, char ***names, size_t *count, char *err, size_t errlen)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        return SIM_EIO;
+    }
+    char **list = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!is_profile_file(e->d_name))
+            continue;
+        if (n == SIM__PROFILE_MAX_FILES) {
+            snprintf(err, errlen, "%s: more than %d profile files", dir, SIM__PROFILE_MAX_FILES);
+            rc = SIM_ERANGE;
+            break;
+        }
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 32;
+            char **grown = sim_realloc(list, ncap * sizeof *list);
+            if (!grown) {
+                rc = nomem(err, errlen);
+                break;
+            }
+            list = grown;
+            cap = ncap;
+        }
+        if (!(list[n] = sim_strdup(e->d_name))) {
+            rc = nomem(err, errlen);
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (rc) {
+        for (size_t i = 0; i < n; i++)
+            sim_free(list[i]);
+        sim_free(list);
+        return rc;
+    }
+    if (n)
+        qsort(list, n, sizeof *list, cmp_str);
+    *names = list;
+    *count = n;
+    return 0;
+}
+
+int sim_profile_load_dir(const char *dir, sim_profile ***out, size_t *count, char *err,
+                         size_t errlen)
+{
+    char **names = NULL;
+    size_t nnames = 0, n = 0;
+    sim_profile **list = NULL;
+    int rc;
+
+    if (!dir || !out || !count || !err || errlen == 0)
+        return SIM_EINVAL;
+    *out = NULL;
+    *count = 0;
+    err[0] = '\0';
+    if ((rc = list_dir(dir, &names, &nnames, err, errlen)))
+        return rc;
+    if (nnames && !(list = sim_calloc(nnames, sizeof *list)))
+        rc = nomem(err, errlen);
+    for (size_t i = 0; rc == 0 && i < nnames; i++) {
+        char path[sizeof list[0]->source];
+        int w = snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (w < 0 || (size_t)w >= sizeof path) {
+            snprintf(err, errlen, "%.200s/%.40s: path longer than %zu bytes", dir, names[i],
+                     sizeof path - 1);
+            rc = SIM_EINVAL;
+            break;
+        }
+        if ((rc = sim_profile_load(path, &list[n], err, errlen)))
+            break;
+        /* Names are how scenarios and --profile find a profile: one file each. */
+        for (size_t j = 0; j < n; j++)
+            if (strcmp(list[j]->name, list[n]->name) == 0) {
+                snprintf(err, errlen, "%s: profile name \"%s\" is already used by %s", path,
+                         list[n]->name, list[j]->source);
+                rc = SIM_EFORMAT;
+            }
+        n++;
+    }
+    for (size_t i = 0; i < nnames; i++)
+        sim_free(names[i]);
+    sim_free(names);
+    if (rc) {
+        sim_profile_list_destroy(list, n);
+        return rc;
+    }
+    if (n)
+        qsort(list, n, sizeof *list, cmp_profile);
+    *out = list;
+    *count = n;
+    return 0;
+}
+
+/* ---- an endpoint's event stream --------------------------------------------- */
+
+static uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/*
+ * Each event's time moves by a uniform draw in [-jitter, +jitter] (never
+ * before 0), one draw per event in file order, so an endpoint's stream
+ * depends only on (profile, seed).  The result is the first `max` events by
+ * (time, file index): an insertion into a bounded sorted array, which keeps
+ * equal times in file order and needs no memory of its own — this runs once
+ * per endpoint run.  Streams are nearly sorted already, so insertion is
+ * close to linear.
+ */
+size_t sim_profile_events(const sim_profile *profile, uint64_t seed, sim_event *out,
+                          size_t max)
+{
+    if (!profile || !out || max == 0 || !profile->events)
+        return 0;
+    /* A constant apart from the engine's own draws from the same seed. */
+    uint64_t state = seed ^ 0xE7E175EED0C0FFEEull;
+    uint64_t jitter = profile->event_jitter_ms;
+    size_t n = 0;
+
+    for (size_t i = 0; i < profile->nevents; i++) {
+        sim_event ev = profile->events[i];
+        uint64_t r = splitmix64(&state);
+        if (jitter) {
+            uint64_t d = r % (2 * jitter + 1);
+            ev.at_ms = d >= jitter ? ev.at_ms + (d - jitter)
+                       : ev.at_ms > jitter - d ? ev.at_ms - (jitter - d)
+                                               : 0;
+        }
+        if (n == max && out[n - 1].at_ms <= ev.at_ms)
+            continue; /* later than everything kept, or a tie after it */
+        size_t at = n < max ? n++ : max - 1;
+        while (at > 0 && out[at - 1].at_ms > ev.at_ms) {
+            out[at] = out[at - 1];
+            at--;
+        }
+        out[at] = ev;
+    }
+    return n;
 }

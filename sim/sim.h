@@ -191,6 +191,9 @@ typedef struct sim_image {
  */
 int sim_image_parse(const void *data, size_t size, const char *name,
                     sim_image **out, char *err, size_t errlen);
+/* SHA-256 of a buffer: the identity of images and content in a run's store. */
+void sim_sha256(const void *data, size_t size, uint8_t digest[32]);
+
 /* Read a file and parse it (SIM_EIO when it cannot be read). */
 int sim_image_open(const char *path, sim_image **out, char *err, size_t errlen);
 void sim_image_destroy(sim_image *image); /* accepts NULL */
