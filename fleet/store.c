@@ -1,0 +1,1409 @@
+/*
+ * store.c — the run store: every outcome of a run in one SQLite file.
+ *
+ * The schema is one SQL text (SCHEMA below, shown verbatim in the README's
+ * "The store"), versioned by meta.schema_version and PRAGMA user_version.
+ * Three choices shape the rest of this file:
+ *
+ *   - Natural keys everywhere.  Rows are keyed by what they are about
+ *     (endpoint id and boot, virtual time), and written with INSERT OR
+ *     REPLACE, so the store's content is a function of the run, not of the
+ *     order in which the loop happened to hand rows over.  Sequence numbers
+ *     (timeline.seq, gate_decisions.seq) count rows at the same key in the
+ *     order they were written, which the loop keeps deterministic.
+ *
+ *   - Batched transactions on one thread.  Only the event loop's thread
+ *     calls in; every statement is prepared once at open, and rows go into
+ *     one transaction committed every batch_rows rows and at store_flush.
+ *     A commit happens only between two calls, so an outcome never lands
+ *     without its crash record.  WAL with synchronous=NORMAL: a commit costs
+ *     an append to the WAL, no fsync; a power cut may lose the last commits,
+ *     never consistency.
+ *
+ *   - Errors stick.  After a failed write the open transaction is rolled
+ *     back (it may hold half an outcome) and the store refuses further rows
+ *     with the same message; only marking the run and closing still work,
+ *     so a run that hits a full disk leaves the rows committed before it,
+ *     marked 'interrupted'.
+ *
+ * Values that can exceed 2^63 (addresses, registers, bugcheck parameters,
+ * seeds) are stored as '0x' + 16 lowercase hex digits, which is what WinDbg
+ * users paste and what fleetsim's --seed accepts; codes and counts are
+ * INTEGERs.  Nothing here prints.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "sim.h"
+#include "store.h"
+
+/* ---- the schema ---------------------------------------------------------- */
+
+/* Kept byte for byte in README.md, "The store" (test_store checks it). */
+static const char SCHEMA[] =
+"-- fleetsim run store, schema version 1: one run per file.\n"
+"CREATE TABLE meta (\n"
+"  key   TEXT PRIMARY KEY,   -- 'schema_version', 'format'\n"
+"  value TEXT NOT NULL\n"
+") WITHOUT ROWID;\n"
+"\n"
+"-- The run: one row, id 1.  status 'running' in a closed store means the\n"
+"-- process died before it could say 'interrupted'.\n"
+"CREATE TABLE run (\n"
+"  id               INTEGER PRIMARY KEY CHECK (id = 1),\n"
+"  scenario_name    TEXT NOT NULL,\n"
+"  scenario_path    TEXT,\n"
+"  scenario_text    TEXT NOT NULL,     -- the YAML, verbatim\n"
+"  seed             TEXT NOT NULL,     -- '0x' + 16 hex digits\n"
+"  fleet_size       INTEGER NOT NULL,  -- the whole fleet, not just this shard\n"
+"  shard            TEXT NOT NULL,     -- 'K/N'; '0/1' when not sharded\n"
+"  plan             TEXT,              -- rollout plan; NULL: the scenario's\n"
+"  fleetsim_version TEXT NOT NULL,\n"
+"  command_line     TEXT,\n"
+"  started_at       TEXT NOT NULL,     -- wall clock, ISO 8601 UTC\n"
+"  ended_at         TEXT,\n"
+"  virtual_start_ms INTEGER NOT NULL,  -- scenario start, UTC ms since 1970\n"
+"  virtual_start    TEXT NOT NULL,     -- the same, ISO 8601 UTC\n"
+"  duration_ms      INTEGER NOT NULL,  -- virtual time the run plays\n"
+"  virtual_end_ms   INTEGER,           -- virtual time reached (ms after start)\n"
+"  status           TEXT NOT NULL DEFAULT 'running'\n"
+"                   CHECK (status IN ('running', 'complete', 'interrupted')),\n"
+"  exit_code        INTEGER,\n"
+"  reason           TEXT               -- why it was interrupted\n"
+");\n"
+"\n"
+"-- Every image, content file and profile the run used, by hash.\n"
+"CREATE TABLE artifacts (\n"
+"  kind    TEXT NOT NULL CHECK (kind IN ('image', 'content', 'profile')),\n"
+"  role    TEXT NOT NULL,  -- 'installed', 'update', 'revert', 'sensor', ...\n"
+"  name    TEXT NOT NULL,\n"
+"  sha256  TEXT,           -- 64 hex digits; NULL: built into fleetsim\n"
+"  size    INTEGER,\n"
+"  version TEXT,           -- sensor version, OS build, content version\n"
+"  path    TEXT,           -- host file it was read from\n"
+"  PRIMARY KEY (kind, role, name)\n"
+") WITHOUT ROWID;\n"
+"\n"
+"-- The fleet: every endpoint, emulated or not (cohort denominators).\n"
+"CREATE TABLE endpoints (\n"
+"  id          INTEGER PRIMARY KEY,  -- the fleet's endpoint id\n"
+"  external_id TEXT,                 -- inventory id; NULL: generated fleet\n"
+"  profile     TEXT NOT NULL,\n"
+"  os_build    INTEGER,\n"
+"  os_ubr      INTEGER,\n"
+"  sensor      TEXT,\n"
+"  region      TEXT,\n"
+"  tenant      TEXT,\n"
+"  ring        INTEGER,              -- rollout ring; NULL: none\n"
+"  seed        TEXT NOT NULL         -- its own seed, '0x' + 16 hex digits\n"
+");\n"
+"\n"
+"-- Any other attribute, for cohorts by anything.\n"
+"CREATE TABLE endpoint_attrs (\n"
+"  endpoint_id INTEGER NOT NULL,\n"
+"  key         TEXT NOT NULL,\n"
+"  value       TEXT NOT NULL,\n"
+"  PRIMARY KEY (endpoint_id, key)\n"
+") WITHOUT ROWID;\n"
+"\n"
+"-- Every attribute as (endpoint_id, key, value): GROUP BY any of them.\n"
+"CREATE VIEW endpoint_attr (endpoint_id, key, value) AS\n"
+"  SELECT id, 'profile', profile FROM endpoints\n"
+"  UNION ALL SELECT id, 'os', os_build || '.' || os_ubr FROM endpoints\n"
+"  UNION ALL SELECT id, 'sensor', sensor FROM endpoints\n"
+"  UNION ALL SELECT id, 'region', region FROM endpoints\n"
+"  UNION ALL SELECT id, 'tenant', tenant FROM endpoints\n"
+"  UNION ALL SELECT id, 'ring', ring FROM endpoints\n"
+"  UNION ALL SELECT endpoint_id, key, value FROM endpoint_attrs;\n"
+"\n"
+"-- What each emulation of an endpoint did.  boot 0 is the boot the run\n"
+"-- found the endpoint in; each reboot adds one.\n"
+"CREATE TABLE outcomes (\n"
+"  endpoint_id   INTEGER NOT NULL,\n"
+"  boot          INTEGER NOT NULL,\n"
+"  vt_ms         INTEGER NOT NULL,  -- virtual ms after run.virtual_start_ms\n"
+"  kind          TEXT NOT NULL\n"
+"                CHECK (kind IN ('ok', 'bugcheck', 'hang', 'unsupported-api')),\n"
+"  status        INTEGER,           -- DriverEntry's NTSTATUS; NULL: no return\n"
+"  bugcheck      INTEGER,           -- the code, for kind 'bugcheck'\n"
+"  bugcheck_name TEXT,\n"
+"  p1 TEXT, p2 TEXT, p3 TEXT, p4 TEXT,  -- its parameters, '0x' + 16 hex\n"
+"  image         TEXT,              -- the image that ran\n"
+"  image_base    TEXT,              -- where it was loaded (KASLR)\n"
+"  instructions  INTEGER,\n"
+"  events        INTEGER,           -- OS events delivered\n"
+"  phase         TEXT,              -- 'DriverEntry', 'process-notify', ...\n"
+"  detail        TEXT,\n"
+"  api           TEXT,              -- unsupported-api: 'ntoskrnl.exe!Name'\n"
+"  PRIMARY KEY (endpoint_id, boot)\n"
+") WITHOUT ROWID;\n"
+"\n"
+"-- The crash record of each bugcheck and hang: one per outcome row.\n"
+"CREATE TABLE crashes (\n"
+"  endpoint_id   INTEGER NOT NULL,\n"
+"  boot          INTEGER NOT NULL,\n"
+"  bucket        TEXT NOT NULL,  -- '0x50_R_KERNEL_sensor!MatchInstance+0x2f'\n"
+"  symbol        TEXT,           -- the frame it blames: module!function+0xoff\n"
+"  rip           TEXT,\n"
+"  module        TEXT,           -- of the faulting instruction ('nt', ...)\n"
+"  function      TEXT,\n"
+"  offset        INTEGER,        -- from function start (module base: no symbol)\n"
+"  instruction   TEXT,           -- 'mov r9d, dword ptr [r8]'\n"
+"  address       TEXT,           -- the address touched\n"
+"  access        TEXT CHECK (access IN ('none', 'read', 'write', 'execute')),\n"
+"  address_class TEXT,           -- 'null', 'user', 'non-canonical', 'kernel'\n"
+"  region        TEXT,           -- memory region holding the address\n"
+"  irql          INTEGER,\n"
+"  -- The details: NULL on an endpoint's later crashes in the same bucket\n"
+"  -- (a boot loop repeats itself), which its first crash there holds.\n"
+"  registers     TEXT,           -- JSON {\"rax\": \"0x...\", ..., \"rflags\": ...}\n"
+"  disasm        TEXT,           -- JSON [{\"address\", \"text\"}], ends at the fault\n"
+"  stack         TEXT,           -- JSON [{\"rip\", \"rsp\", \"module\", \"function\",\n"
+"                                --        \"offset\"}], innermost first\n"
+"  PRIMARY KEY (endpoint_id, boot)\n"
+");\n"
+"\n"
+"-- DbgPrint output: by default only beside a crash record's details.\n"
+"CREATE TABLE dbgprint (\n"
+"  endpoint_id INTEGER NOT NULL,\n"
+"  boot        INTEGER NOT NULL,\n"
+"  log         TEXT NOT NULL,\n"
+"  truncated   INTEGER NOT NULL,  -- 1: the guest printed more than was kept\n"
+"  PRIMARY KEY (endpoint_id, boot)\n"
+");\n"
+"\n"
+"-- What happened to each endpoint, when.  seq orders events of one\n"
+"-- endpoint at one virtual time.\n"
+"CREATE TABLE timeline (\n"
+"  endpoint_id INTEGER NOT NULL,\n"
+"  vt_ms       INTEGER NOT NULL,\n"
+"  seq         INTEGER NOT NULL,\n"
+"  kind        TEXT NOT NULL CHECK (kind IN ('online', 'offline', 'received',\n"
+"                'emulated', 'crashed', 'rebooted', 'boot-loop', 'known-bad',\n"
+"                'recovered', 'repaired')),\n"
+"  detail      TEXT,\n"
+"  PRIMARY KEY (endpoint_id, vt_ms, seq)\n"
+") WITHOUT ROWID;\n"
+"\n"
+"-- Rollout rings, and every gate decision with the numbers behind it.\n"
+"CREATE TABLE rings (\n"
+"  ring           INTEGER PRIMARY KEY,  -- 0 is released first\n"
+"  name           TEXT NOT NULL,\n"
+"  selector       TEXT,                 -- '0.1%', 'tenant=internal', ...\n"
+"  size           INTEGER NOT NULL,\n"
+"  bake_ms        INTEGER NOT NULL,\n"
+"  released_vt_ms INTEGER               -- NULL: never released\n"
+");\n"
+"\n"
+"CREATE TABLE gate_decisions (\n"
+"  ring            INTEGER NOT NULL,\n"
+"  vt_ms           INTEGER NOT NULL,\n"
+"  seq             INTEGER NOT NULL,\n"
+"  gate            TEXT NOT NULL,  -- 'min-exposure', 'threshold', 'control', ...\n"
+"  action          TEXT NOT NULL\n"
+"                  CHECK (action IN ('advance', 'hold', 'halt', 'rollback')),\n"
+"  exposed         INTEGER,        -- endpoints that received the update\n"
+"  reported        INTEGER,        -- of them, heard from after the bake time\n"
+"  crashes         INTEGER,        -- crash reports arrived by then\n"
+"  silent          INTEGER,        -- received, then went silent\n"
+"  control_exposed INTEGER,\n"
+"  control_crashes INTEGER,\n"
+"  statistic       REAL,           -- rate bound, Bayes factor, ...\n"
+"  threshold       REAL,\n"
+"  detail          TEXT,\n"
+"  PRIMARY KEY (ring, vt_ms, seq)\n"
+") WITHOUT ROWID;\n"
+"\n"
+"-- Crash buckets with their size and span.\n"
+"CREATE VIEW buckets AS\n"
+"  SELECT c.bucket, o.bugcheck, count(*) AS crashes,\n"
+"         count(DISTINCT c.endpoint_id) AS endpoints,\n"
+"         min(o.vt_ms) AS first_vt_ms, max(o.vt_ms) AS last_vt_ms,\n"
+"         min(c.endpoint_id) AS example_endpoint\n"
+"  FROM crashes c JOIN outcomes o USING (endpoint_id, boot)\n"
+"  GROUP BY c.bucket;\n"
+"\n"
+"CREATE INDEX crashes_bucket ON crashes (bucket);\n"
+"CREATE INDEX outcomes_kind ON outcomes (kind);\n"
+"CREATE INDEX timeline_kind ON timeline (kind, vt_ms);\n";
+
+const char *store_schema_sql(void)
+{
+    return SCHEMA;
+}
+
+/* ---- names --------------------------------------------------------------- */
+
+const char *store_artifact_name(store_artifact_kind kind)
+{
+    static const char *const names[] = {
+#define XX(name, str) str,
+        STORE_ARTIFACT_MAP(XX)
+#undef XX
+    };
+    return (unsigned)kind < STORE_ARTIFACT_COUNT ? names[kind] : NULL;
+}
+
+const char *store_timeline_name(store_timeline_kind kind)
+{
+    static const char *const names[] = {
+#define XX(name, str) str,
+        STORE_TIMELINE_MAP(XX)
+#undef XX
+    };
+    return (unsigned)kind < STORE_TIMELINE_COUNT ? names[kind] : NULL;
+}
+
+const char *store_gate_action_name(store_gate_action action)
+{
+    static const char *const names[] = {
+#define XX(name, str) str,
+        STORE_GATE_ACTION_MAP(XX)
+#undef XX
+    };
+    return (unsigned)action < STORE_GATE_ACTION_COUNT ? names[action] : NULL;
+}
+
+/* ---- statements ---------------------------------------------------------- */
+
+#define STORE_STMT_MAP(XX)                                                      \
+    XX(BEGIN, "BEGIN")                                                         \
+    XX(COMMIT, "COMMIT")                                                       \
+    XX(ROLLBACK, "ROLLBACK")                                                   \
+    XX(RUN, "INSERT OR REPLACE INTO run (id, scenario_name, scenario_path, "   \
+            "scenario_text, seed, fleet_size, shard, plan, fleetsim_version, " \
+            "command_line, started_at, virtual_start_ms, virtual_start, "     \
+            "duration_ms, status) "                                           \
+            "VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')")   \
+    XX(MARK, "UPDATE run SET status = ?, exit_code = ?, ended_at = ?, "        \
+             "virtual_end_ms = ?, reason = ? WHERE id = 1")                   \
+    XX(ARTIFACT, "INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?, ?, ?, ?)") \
+    XX(ENDPOINT, "INSERT OR REPLACE INTO endpoints VALUES "                    \
+                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")                             \
+    XX(ATTR, "INSERT OR REPLACE INTO endpoint_attrs VALUES (?, ?, ?)")         \
+    XX(OUTCOME, "INSERT OR REPLACE INTO outcomes VALUES "                      \
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")     \
+    XX(CRASH, "INSERT OR REPLACE INTO crashes VALUES "                         \
+              "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")          \
+    XX(SEEN, "SELECT 1 FROM crashes WHERE endpoint_id = ?1 AND boot < ?2 "      \
+             "AND bucket = ?3 LIMIT 1")                                        \
+    XX(UNCRASH, "DELETE FROM crashes WHERE endpoint_id = ?1 AND boot = ?2")    \
+    XX(LOG, "INSERT OR REPLACE INTO dbgprint VALUES (?, ?, ?, ?)")             \
+    XX(UNLOG, "DELETE FROM dbgprint WHERE endpoint_id = ?1 AND boot = ?2")     \
+    XX(TIMELINE, "INSERT INTO timeline SELECT ?1, ?2, "                        \
+                 "(SELECT coalesce(max(seq) + 1, 0) FROM timeline "            \
+                 " WHERE endpoint_id = ?1 AND vt_ms = ?2), ?3, ?4 "            \
+                 "WHERE NOT EXISTS (SELECT 1 FROM timeline WHERE "             \
+                 " endpoint_id = ?1 AND vt_ms = ?2 AND kind = ?3 AND detail IS ?4)") \
+    XX(RING, "INSERT OR REPLACE INTO rings VALUES (?, ?, ?, ?, ?, ?)")         \
+    XX(GATE, "INSERT INTO gate_decisions SELECT ?1, ?2, "                      \
+             "(SELECT coalesce(max(seq) + 1, 0) FROM gate_decisions "          \
+             " WHERE ring = ?1 AND vt_ms = ?2), "                              \
+             "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13")
+
+enum {
+#define XX(name, sql) STMT_##name,
+    STORE_STMT_MAP(XX)
+#undef XX
+    STMT_COUNT
+};
+
+static const char *const statement_sql[STMT_COUNT] = {
+#define XX(name, sql) sql,
+    STORE_STMT_MAP(XX)
+#undef XX
+};
+
+/* JSON buffers, sized for the worst case of SIM_MAX_FRAMES and SIM_MAX_DISASM
+ * records whose every string character needs a \u00XX escape. */
+#define REGS_JSON_SIZE 1024
+#define DISASM_JSON_SIZE (SIM_MAX_DISASM * (64 + 6 * 96) + 16)
+#define STACK_JSON_SIZE (SIM_MAX_FRAMES * (128 + 6 * 128) + 16)
+
+struct store {
+    char *path;
+    sqlite3 *db;
+    sqlite3_stmt *stmt[STMT_COUNT];
+    uint32_t batch_rows;
+    int log;
+    bool all_details;
+    bool in_txn;
+    uint32_t pending;        /* rows written since the last commit */
+
+    int failed;              /* the sticky error; 0 while all is well */
+    char failure[512];       /* its message */
+
+    char regs_json[REGS_JSON_SIZE];
+    char disasm_json[DISASM_JSON_SIZE];
+    char stack_json[STACK_JSON_SIZE];
+};
+
+/* ---- errors ---------------------------------------------------------------- */
+
+static int report(char *err, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int report(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+static int sim_code(int sqlite_rc)
+{
+    switch (sqlite_rc & 0xff) {
+    case SQLITE_NOMEM:
+        return SIM_ENOMEM;
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+    case SQLITE_FORMAT:
+        return SIM_EFORMAT;
+    case SQLITE_MISUSE:
+    case SQLITE_RANGE:
+    case SQLITE_CONSTRAINT:
+    case SQLITE_MISMATCH:
+        return SIM_EINVAL;
+    default:
+        return SIM_EIO;
+    }
+}
+
+/* "store: PATH: what SQLite said", with a hint where SQLite's is terse. */
+static int sqlite_error(const char *path, sqlite3 *db, int sqlite_rc, char *err,
+                        size_t errlen)
+{
+    const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(sqlite_rc);
+    if ((sqlite_rc & 0xff) == SQLITE_FULL)
+        return report(err, errlen, SIM_EIO,
+                      "store: %s: disk full (%s); the rows committed before are kept",
+                      path, msg);
+    return report(err, errlen, sim_code(sqlite_rc), "store: %s: %s", path, msg);
+}
+
+/*
+ * A write failed: drop the open transaction (it may hold half an outcome),
+ * remember the error so later writes return it too, and report it.
+ */
+static int fail(store *st, int sqlite_rc, char *err, size_t errlen)
+{
+    int rc = sqlite_error(st->path, st->db, sqlite_rc, st->failure, sizeof st->failure);
+    if (!sqlite3_get_autocommit(st->db))
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    st->in_txn = false;
+    st->pending = 0;
+    st->failed = rc;
+    return report(err, errlen, rc, "%s", st->failure);
+}
+
+static int refuse_if_failed(const store *st, char *err, size_t errlen)
+{
+    if (st->failed)
+        return report(err, errlen, st->failed, "%s", st->failure);
+    return 0;
+}
+
+/* ---- small helpers --------------------------------------------------------- */
+
+static void hex64(char out[19], uint64_t value)
+{
+    snprintf(out, 19, "0x%016llx", (unsigned long long)value);
+}
+
+/* UTC ms since 1970 as "2024-07-19T04:09:00.000Z". */
+static void iso_ms(char out[32], int64_t ms)
+{
+    int64_t secs = ms / 1000, rem = ms % 1000;
+    if (rem < 0) {
+        rem += 1000;
+        secs -= 1;
+    }
+    time_t t = (time_t)secs;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm)) {
+        snprintf(out, 32, "%lld", (long long)ms);
+        return;
+    }
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03dZ", (int)rem);
+}
+
+static int64_t wall_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A text column, NULL for NULL or "" (a fixed-size field may fill its array). */
+static int bind_text(sqlite3_stmt *s, int i, const char *text, size_t max)
+{
+    if (!text || !text[0])
+        return sqlite3_bind_null(s, i);
+    size_t n = strnlen(text, max);
+    return sqlite3_bind_text(s, i, text, (int)n, SQLITE_STATIC);
+}
+
+static int bind_str(sqlite3_stmt *s, int i, const char *text)
+{
+    return bind_text(s, i, text, (size_t)INT_MAX);
+}
+
+#define BIND_FIELD(s, i, field) bind_text((s), (i), (field), sizeof(field))
+
+static int bind_hex(sqlite3_stmt *s, int i, uint64_t value)
+{
+    char buf[19];
+    hex64(buf, value);
+    return sqlite3_bind_text(s, i, buf, 18, SQLITE_TRANSIENT);
+}
+
+static int bind_u64(sqlite3_stmt *s, int i, uint64_t value)
+{
+    /* Counts and ids stay below 2^63; larger ones would be a caller bug. */
+    return sqlite3_bind_int64(s, i, value > INT64_MAX ? INT64_MAX : (int64_t)value);
+}
+
+/* Run a bound statement that returns no rows, then reset it. */
+static int step_done(sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+/* Open the batch's transaction when none is. */
+static int begin(store *st)
+{
+    if (st->in_txn)
+        return SQLITE_OK;
+    int rc = step_done(st->stmt[STMT_BEGIN]);
+    if (rc == SQLITE_OK)
+        st->in_txn = true;
+    return rc;
+}
+
+static int commit(store *st)
+{
+    if (!st->in_txn)
+        return SQLITE_OK;
+    int rc = step_done(st->stmt[STMT_COMMIT]);
+    if (rc == SQLITE_OK) {
+        st->in_txn = false;
+        st->pending = 0;
+    }
+    return rc;
+}
+
+/* After a whole logical record: commit when the batch is full. */
+static int rows_written(store *st, uint32_t rows, char *err, size_t errlen)
+{
+    st->pending += rows;
+    if (st->pending < st->batch_rows)
+        return 0;
+    int rc = commit(st);
+    return rc == SQLITE_OK ? 0 : fail(st, rc, err, errlen);
+}
+
+/* ---- JSON for crash records ---------------------------------------------- */
+
+typedef struct json_buf {
+    char *p;
+    size_t len, size;
+    bool overflow;
+} json_buf;
+
+static void json_raw(json_buf *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void json_raw(json_buf *j, const char *fmt, ...)
+{
+    if (j->overflow)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(j->p + j->len, j->size - j->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= j->size - j->len)
+        j->overflow = true;
+    else
+        j->len += (size_t)n;
+}
+
+/* A JSON string of at most `max` bytes of `s`; bytes outside printable ASCII
+ * are escaped (as Latin-1), so the text is valid JSON whatever the guest's
+ * symbols hold. */
+static void json_string(json_buf *j, const char *s, size_t max)
+{
+    static const char hex[] = "0123456789abcdef";
+    /* Room for the worst character (\u00XX) and the closing quote. */
+    if (j->overflow || j->size - j->len < 16) {
+        j->overflow = true;
+        return;
+    }
+    char *p = j->p + j->len, *end = j->p + j->size - 8;
+    *p++ = '"';
+    for (size_t i = 0; i < max && s[i]; i++) {
+        if (p >= end) {
+            j->overflow = true;
+            return;
+        }
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            *p++ = '\\';
+            *p++ = (char)c;
+        } else if (c < 0x20 || c >= 0x7f) {
+            memcpy(p, "\\u00", 4);
+            p[4] = hex[c >> 4];
+            p[5] = hex[c & 15];
+            p += 6;
+        } else {
+            *p++ = (char)c;
+        }
+    }
+    *p++ = '"';
+    *p = '\0';
+    j->len = (size_t)(p - j->p);
+}
+
+static const char *regs_json(store *st, const sim_regs *r)
+{
+    json_buf j = {st->regs_json, 0, sizeof st->regs_json, false};
+    const struct {
+        const char *name;
+        uint64_t value;
+    } regs[] = {
+        {"rax", r->rax}, {"rbx", r->rbx}, {"rcx", r->rcx}, {"rdx", r->rdx},
+        {"rsi", r->rsi}, {"rdi", r->rdi}, {"rbp", r->rbp}, {"rsp", r->rsp},
+        {"r8", r->r8},   {"r9", r->r9},   {"r10", r->r10}, {"r11", r->r11},
+        {"r12", r->r12}, {"r13", r->r13}, {"r14", r->r14}, {"r15", r->r15},
+        {"rip", r->rip}, {"rflags", r->rflags},
+    };
+    json_raw(&j, "{");
+    for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++)
+        json_raw(&j, "%s\"%s\":\"0x%016llx\"", i ? "," : "", regs[i].name,
+                 (unsigned long long)regs[i].value);
+    json_raw(&j, "}");
+    assert(!j.overflow);
+    return j.overflow ? NULL : j.p;
+}
+
+static const char *disasm_json(store *st, const sim_outcome *o)
+{
+    json_buf j = {st->disasm_json, 0, sizeof st->disasm_json, false};
+    int n = o->ndisasm < 0 ? 0 : o->ndisasm > SIM_MAX_DISASM ? SIM_MAX_DISASM : o->ndisasm;
+    json_raw(&j, "[");
+    for (int i = 0; i < n; i++) {
+        json_raw(&j, "%s{\"address\":\"0x%016llx\",\"text\":", i ? "," : "",
+                 (unsigned long long)o->disasm[i].address);
+        json_string(&j, o->disasm[i].text, sizeof o->disasm[i].text);
+        json_raw(&j, "}");
+    }
+    json_raw(&j, "]");
+    assert(!j.overflow);
+    return j.overflow ? NULL : j.p;
+}
+
+static const char *stack_json(store *st, const sim_outcome *o)
+{
+    json_buf j = {st->stack_json, 0, sizeof st->stack_json, false};
+    int n = o->nframes < 0 ? 0 : o->nframes > SIM_MAX_FRAMES ? SIM_MAX_FRAMES : o->nframes;
+    json_raw(&j, "[");
+    for (int i = 0; i < n; i++) {
+        const sim_frame *f = &o->stack[i];
+        json_raw(&j, "%s{\"rip\":\"0x%016llx\",\"rsp\":\"0x%016llx\",\"module\":",
+                 i ? "," : "", (unsigned long long)f->rip, (unsigned long long)f->rsp);
+        json_string(&j, f->module, sizeof f->module);
+        json_raw(&j, ",\"function\":");
+        json_string(&j, f->function, sizeof f->function);
+        json_raw(&j, ",\"offset\":\"0x%llx\"}", (unsigned long long)f->offset);
+    }
+    json_raw(&j, "]");
+    assert(!j.overflow);
+    return j.overflow ? NULL : j.p;
+}
+
+/* ---- bucket keys ----------------------------------------------------------- */
+
+/* A frame as the bucket names it. */
+typedef struct blame {
+    const char *module, *function;   /* fixed-size fields, maybe unterminated */
+    size_t module_max, function_max;
+    uint64_t offset;
+} blame;
+
+static bool is_nt(const char *module, size_t max)
+{
+    return strncmp(module, "nt", max) == 0 || strncmp(module, "ntoskrnl.exe", max) == 0 ||
+           strncmp(module, "ntoskrnl", max) == 0;
+}
+
+static bool is_driver(const char *module, size_t max)
+{
+    return module[0] && !is_nt(module, max);
+}
+
+/*
+ * The frame a crash is blamed on: the faulting instruction's, unless it is
+ * in nt or in no module, when the innermost stack frame in a driver is (the
+ * driver called the kernel routine that found the fault, or jumped to where
+ * no module is).  With no such frame the fault's own stays.
+ */
+static blame blame_frame(const sim_outcome *o)
+{
+    blame b = {o->fault.module, o->fault.function, sizeof o->fault.module,
+               sizeof o->fault.function, o->fault.offset};
+    if (is_driver(b.module, b.module_max))
+        return b;
+    int n = o->nframes > SIM_MAX_FRAMES ? SIM_MAX_FRAMES : o->nframes;
+    for (int i = 0; i < n; i++) {
+        const sim_frame *f = &o->stack[i];
+        if (is_driver(f->module, sizeof f->module))
+            return (blame){f->module, f->function, sizeof f->module, sizeof f->function,
+                           f->offset};
+    }
+    return b;
+}
+
+/* Copy a name into a key, keeping characters symbol names use; the rest
+ * (spaces, '!', '+', '_' separators are fine) becomes '?'. */
+static size_t key_name(char *out, size_t room, const char *name, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < max && name[i] && n + 1 < room; i++) {
+        unsigned char c = (unsigned char)name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  strchr("_.-:<>~$@?", c) != NULL;
+        out[n++] = ok ? (char)c : '?';
+    }
+    if (room)
+        out[n < room ? n : room - 1] = '\0';
+    return n;
+}
+
+static bool has_symbol(const char *function, size_t max)
+{
+    return function[0] && strncmp(function, "unknown_function", max) != 0;
+}
+
+/* "module!function+0xoff" (or "module+0xoff"), within `room` bytes with its
+ * NUL: a long function name is shortened so the offset always fits. */
+static void frame_text(char *out, size_t room, const blame *b)
+{
+    char module[64], function[64], off[24];
+    if (b->module[0])
+        key_name(module, sizeof module, b->module, b->module_max);
+    else
+        snprintf(module, sizeof module, "unknown_module");
+    snprintf(off, sizeof off, "+0x%llx", (unsigned long long)b->offset);
+    if (!has_symbol(b->function, b->function_max) || !b->module[0]) {
+        if (!b->module[0])
+            off[0] = '\0';          /* no module: an offset from nothing */
+        snprintf(out, room, "%s%s", module, off);
+        return;
+    }
+    key_name(function, sizeof function, b->function, b->function_max);
+    size_t fixed = strlen(module) + 1 + strlen(off) + 1;
+    if (fixed < room && strlen(function) > room - fixed)
+        function[room - fixed] = '\0';
+    snprintf(out, room, "%s!%s%s", module, function, off);
+}
+
+int store_bucket_key(const sim_outcome *o, char *out, size_t outlen)
+{
+    if (!out || outlen == 0)
+        return SIM_EINVAL;
+    out[0] = '\0';
+    if (!o || (unsigned)o->kind >= SIM_OUTCOME_COUNT)
+        return SIM_EINVAL;
+
+    char buf[STORE_BUCKET_SIZE];
+    size_t room = sizeof buf < outlen ? sizeof buf : outlen;
+    if (o->kind == SIM_OUTCOME_OK)
+        return SIM_EINVAL;
+    if (o->kind == SIM_OUTCOME_UNSUPPORTED_API) {
+        /* "ntoskrnl.exe!Name": the one '!' is the API's own separator. */
+        size_t n = (size_t)snprintf(buf, sizeof buf, "UNSUPPORTED_");
+        const char *bang = memchr(o->api, '!', strnlen(o->api, sizeof o->api));
+        size_t dll = bang ? (size_t)(bang - o->api) : sizeof o->api;
+        n += key_name(buf + n, sizeof buf - n, o->api, dll);
+        if (bang && n + 1 < sizeof buf) {
+            buf[n++] = '!';
+            key_name(buf + n, sizeof buf - n, bang + 1, sizeof o->api - dll - 1);
+        }
+        snprintf(out, room, "%s", buf);
+        return 0;
+    }
+
+    char head[32];
+    int n;
+    if (o->kind == SIM_OUTCOME_BUGCHECK)
+        n = snprintf(head, sizeof head, "0x%X_", o->bugcheck);
+    else
+        n = snprintf(head, sizeof head, "HANG_");
+    if (o->has_fault && o->fault.access != SIM_ACCESS_NONE) {
+        static const char access[] = "-RWX";
+        static const char *const cls[] = {"NULL", "USER", "NONCANONICAL", "KERNEL"};
+        unsigned a = (unsigned)o->fault.access, c = (unsigned)o->fault.address_class;
+        snprintf(head + n, sizeof head - (size_t)n, "%c_%s_", a < 4 ? access[a] : '-',
+                 c < 4 ? cls[c] : "-");
+    } else {
+        snprintf(head + n, sizeof head - (size_t)n, "-_-_");
+    }
+
+    char frame[STORE_BUCKET_SIZE];
+    size_t hl = strlen(head);
+    if (o->has_fault) {
+        blame b = blame_frame(o);
+        frame_text(frame, sizeof buf - hl, &b);
+    } else {
+        snprintf(frame, sizeof frame, "unknown");
+    }
+    snprintf(buf, sizeof buf, "%s%s", head, frame);
+    snprintf(out, room, "%s", buf);
+    return 0;
+}
+
+/* ---- opening and closing -------------------------------------------------- */
+
+void store_options_init(store_options *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->batch_rows = STORE_DEFAULT_BATCH;
+    opts->log = STORE_LOG_CRASHES;
+}
+
+const char *store_path(const store *st)
+{
+    return st ? st->path : NULL;
+}
+
+/* Remove path and its WAL companions, so a new run starts from nothing. */
+static int remove_files(const char *path, char *err, size_t errlen)
+{
+    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+    char name[PATH_MAX];
+    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
+        if ((size_t)snprintf(name, sizeof name, "%s%s", path, suffix[i]) >= sizeof name)
+            return report(err, errlen, SIM_EINVAL, "store: %s: path too long", path);
+        if (unlink(name) != 0 && errno != ENOENT)
+            return report(err, errlen, SIM_EIO, "store: %s: cannot remove: %s", name,
+                          strerror(errno));
+    }
+    return 0;
+}
+
+/* One integer a PRAGMA returns. */
+static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            *out = sqlite3_column_int64(s, 0);
+            rc = SQLITE_OK;
+        } else if (rc == SQLITE_DONE) {
+            *out = 0;
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+static int create_schema(store *st, char *err, size_t errlen)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO meta VALUES ('schema_version', '%d'), ('format', 'fleetsim-store');"
+             "PRAGMA user_version = %d; PRAGMA application_id = %d;",
+             STORE_SCHEMA_VERSION, STORE_SCHEMA_VERSION, STORE_APPLICATION_ID);
+    int rc = sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(st->db, SCHEMA, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        int e = sqlite_error(st->path, st->db, rc, err, errlen);
+        if (!sqlite3_get_autocommit(st->db))
+            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        return e;
+    }
+    return 0;
+}
+
+/* A file that already holds tables must be a fleetsim store of our version. */
+static int check_existing(store *st, char *err, size_t errlen)
+{
+    int64_t app = 0, version = 0;
+    int rc = pragma_int(st->db, "PRAGMA application_id", &app);
+    if (rc == SQLITE_OK)
+        rc = pragma_int(st->db, "PRAGMA user_version", &version);
+    if (rc != SQLITE_OK)
+        return sqlite_error(st->path, st->db, rc, err, errlen);
+    if (app != STORE_APPLICATION_ID)
+        return report(err, errlen, SIM_EFORMAT, "store: %s: not a fleetsim store", st->path);
+    if (version != STORE_SCHEMA_VERSION)
+        return report(err, errlen, SIM_EFORMAT,
+                      "store: %s: schema version %lld; this fleetsim reads and writes "
+                      "version %d",
+                      st->path, (long long)version, STORE_SCHEMA_VERSION);
+    return 0;
+}
+
+static int setup(store *st, const store_options *opts, char *err, size_t errlen)
+{
+    /* NOMUTEX: one thread uses the connection (the loop's), so SQLite need
+     * not lock around every call. */
+    int rc = sqlite3_open_v2(st->path, &st->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK)
+        return sqlite_error(st->path, st->db, rc, err, errlen);
+    sqlite3_extended_result_codes(st->db, 1);
+
+    int64_t tables = 0;
+    rc = pragma_int(st->db, "SELECT count(*) FROM sqlite_schema", &tables);
+    if (rc != SQLITE_OK)
+        return sqlite_error(st->path, st->db, rc, err, errlen);
+    if (tables > 0 && (rc = check_existing(st, err, errlen)) < 0)
+        return rc;
+
+    /* Crash records with their details are ~2 KB: 8 KiB pages hold them
+     * with less waste than 4 KiB ones.  Only a new file can choose. */
+    if (tables == 0 && (rc = sqlite3_exec(st->db, "PRAGMA page_size = 8192", NULL, NULL,
+                                          NULL)) != SQLITE_OK)
+        return sqlite_error(st->path, st->db, rc, err, errlen);
+
+    /* journal_mode answers with the mode it ended up in: a file system
+     * without shared memory may refuse WAL, which we want to know. */
+    sqlite3_stmt *s = NULL;
+    rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *mode = (const char *)sqlite3_column_text(s, 0);
+        rc = mode && strcmp(mode, "wal") == 0 ? SQLITE_OK : SQLITE_CANTOPEN;
+        if (rc != SQLITE_OK) {
+            sqlite3_finalize(s);
+            return report(err, errlen, SIM_EIO, "store: %s: cannot use WAL journal (got %s)",
+                          st->path, mode ? mode : "nothing");
+        }
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_OK)
+        return sqlite_error(st->path, st->db, rc, err, errlen);
+
+    /* synchronous=NORMAL: in WAL mode a commit is an append, not an fsync;
+     * a power cut can lose the last commits but never corrupts. */
+    char sql[160];
+    rc = sqlite3_exec(st->db,
+                      "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; "
+                      "PRAGMA temp_store = MEMORY",
+                      NULL, NULL, NULL);
+    if (rc == SQLITE_OK && opts->max_pages) {
+        snprintf(sql, sizeof sql, "PRAGMA max_page_count = %u", opts->max_pages);
+        rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+    }
+    if (rc != SQLITE_OK)
+        return sqlite_error(st->path, st->db, rc, err, errlen);
+
+    if (tables == 0 && (rc = create_schema(st, err, errlen)) < 0)
+        return rc;
+
+    for (int i = 0; i < STMT_COUNT; i++) {
+        rc = sqlite3_prepare_v3(st->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                &st->stmt[i], NULL);
+        if (rc != SQLITE_OK)
+            return sqlite_error(st->path, st->db, rc, err, errlen);
+    }
+    return 0;
+}
+
+static void release(store *st)
+{
+    for (int i = 0; i < STMT_COUNT; i++)
+        sqlite3_finalize(st->stmt[i]);
+    if (st->db && !sqlite3_get_autocommit(st->db))
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(st->db);   /* checkpoints the WAL into the file */
+    sim_free(st->path);
+    sim_free(st);
+}
+
+int store_open(const char *path, const store_options *opts, store **out, char *err,
+               size_t errlen)
+{
+    if (out)
+        *out = NULL;
+    if (!path || !path[0] || !out)
+        return report(err, errlen, SIM_EINVAL, "store: no path given");
+    store_options defaults;
+    if (!opts) {
+        store_options_init(&defaults);
+        opts = &defaults;
+    }
+    if (opts->log < STORE_LOG_NONE || opts->log > STORE_LOG_ALL)
+        return report(err, errlen, SIM_EINVAL, "store: %s: bad log mode %d", path, opts->log);
+    if (opts->replace) {
+        int rc = remove_files(path, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+
+    store *st = sim_calloc(1, sizeof *st);
+    if (!st)
+        return report(err, errlen, SIM_ENOMEM, "store: %s: out of memory", path);
+    st->path = sim_strdup(path);
+    if (!st->path) {
+        sim_free(st);
+        return report(err, errlen, SIM_ENOMEM, "store: %s: out of memory", path);
+    }
+    st->batch_rows = opts->batch_rows ? opts->batch_rows : STORE_DEFAULT_BATCH;
+    st->log = opts->log;
+    st->all_details = opts->all_details;
+
+    int rc = setup(st, opts, err, errlen);
+    if (rc < 0) {
+        release(st);
+        return rc;
+    }
+    *out = st;
+    return 0;
+}
+
+int store_flush(store *st, char *err, size_t errlen)
+{
+    if (!st)
+        return report(err, errlen, SIM_EINVAL, "store: no store");
+    int rc = refuse_if_failed(st, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = commit(st);
+    return rc == SQLITE_OK ? 0 : fail(st, rc, err, errlen);
+}
+
+int store_close(store *st, char *err, size_t errlen)
+{
+    if (!st)
+        return 0;
+    int result = 0;
+    if (!st->failed && st->in_txn) {
+        int rc = commit(st);
+        if (rc != SQLITE_OK)
+            result = fail(st, rc, err, errlen);
+    }
+    release(st);
+    return result;
+}
+
+/* ---- the run ---------------------------------------------------------------- */
+
+int store_write_run(store *st, const store_run *run, char *err, size_t errlen)
+{
+    if (!st || !run || !run->scenario_name)
+        return report(err, errlen, SIM_EINVAL, "store: run without a scenario name");
+    int rc = refuse_if_failed(st, err, errlen);
+    if (rc < 0)
+        return rc;
+
+    char seed[19], shard[32], started[32], vstart[32];
+    hex64(seed, run->seed);
+    snprintf(shard, sizeof shard, "%u/%u", run->shard_index,
+             run->shard_count ? run->shard_count : 1);
+    iso_ms(started, run->started_ms ? run->started_ms : wall_now_ms());
+    iso_ms(vstart, run->virtual_start_ms);
+
+    sqlite3_stmt *s = st->stmt[STMT_RUN];
+    bind_str(s, 1, run->scenario_name);
+    bind_str(s, 2, run->scenario_path);
+    sqlite3_bind_text(s, 3, run->scenario_text ? run->scenario_text : "", -1, SQLITE_STATIC);
+    bind_str(s, 4, seed);
+    bind_u64(s, 5, run->fleet_size);
+    bind_str(s, 6, shard);
+    bind_str(s, 7, run->plan);
+    sqlite3_bind_text(s, 8, run->fleetsim_version ? run->fleetsim_version : "unknown", -1,
+                      SQLITE_STATIC);
+    bind_str(s, 9, run->command_line);
+    bind_str(s, 10, started);
+    sqlite3_bind_int64(s, 11, run->virtual_start_ms);
+    bind_str(s, 12, vstart);
+    bind_u64(s, 13, run->duration_ms);
+    if ((rc = begin(st)) != SQLITE_OK || (rc = step_done(s)) != SQLITE_OK)
+        return fail(st, rc, err, errlen);
+    return rows_written(st, 1, err, errlen);
+}
+
+/*
+ * Commit what is pending, then set the run's status in a transaction of its
+ * own, so a status is never written ahead of the rows it describes.
+ */
+static int mark(store *st, const char *status, int exit_code, int64_t virtual_end_ms,
+                const char *reason, char *err, size_t errlen)
+{
+    int rc;
+    if (!st->failed && (rc = commit(st)) != SQLITE_OK)
+        fail(st, rc, NULL, 0);   /* the batch is lost; still mark the rest */
+
+    char ended[32];
+    iso_ms(ended, wall_now_ms());
+    sqlite3_stmt *s = st->stmt[STMT_MARK];
+    bind_str(s, 1, status);
+    sqlite3_bind_int(s, 2, exit_code);
+    bind_str(s, 3, ended);
+    sqlite3_bind_int64(s, 4, virtual_end_ms);
+    bind_str(s, 5, reason);
+    rc = step_done(s);
+    if (rc != SQLITE_OK)
+        return sqlite_error(st->path, st->db, rc, err, errlen);
+    if (sqlite3_changes(st->db) != 1)
+        return report(err, errlen, SIM_EINVAL, "store: %s: no run to mark %s (write it first)",
+                      st->path, status);
+    if (st->failed)   /* the mark went in; the lost batch is still an error */
+        return report(err, errlen, st->failed, "%s", st->failure);
+    return 0;
+}
+
+int store_mark_complete(store *st, int exit_code, int64_t virtual_end_ms, char *err,
+                        size_t errlen)
+{
+    if (!st)
+        return report(err, errlen, SIM_EINVAL, "store: no store");
+    if (st->failed)   /* rows were lost: the run is not complete */
+        return mark(st, "interrupted", exit_code, virtual_end_ms, st->failure, err, errlen);
+    return mark(st, "complete", exit_code, virtual_end_ms, NULL, err, errlen);
+}
+
+int store_mark_interrupted(store *st, int exit_code, int64_t virtual_end_ms,
+                           const char *reason, char *err, size_t errlen)
+{
+    if (!st)
+        return report(err, errlen, SIM_EINVAL, "store: no store");
+    return mark(st, "interrupted", exit_code, virtual_end_ms, reason, err, errlen);
+}
+
+/* ---- artifacts and endpoints ------------------------------------------------- */
+
+int store_write_artifact(store *st, const store_artifact *a, char *err, size_t errlen)
+{
+    if (!st || !a || !a->name || !store_artifact_name(a->kind))
+        return report(err, errlen, SIM_EINVAL, "store: artifact without a kind or name");
+    int rc = refuse_if_failed(st, err, errlen);
+    if (rc < 0)
+        return rc;
+    char sha[65] = "";
+    if (a->sha256)
+        for (int i = 0; i < 32; i++)
+            snprintf(sha + 2 * i, 3, "%02x", a->sha256[i]);
+
+    sqlite3_stmt *s = st->stmt[STMT_ARTIFACT];
+    bind_str(s, 1, store_artifact_name(a->kind));
+    sqlite3_bind_text(s, 2, a->role ? a->role : "", -1, SQLITE_STATIC);
+    bind_str(s, 3, a->name);
+    bind_str(s, 4, sha);
+    bind_u64(s, 5, a->size);
+    bind_str(s, 6, a->version);
+    bind_str(s, 7, a->path);
+    if ((rc = begin(st)) != SQLITE_OK || (rc = step_done(s)) != SQLITE_OK)
+        return fail(st, rc, err, errlen);
+    return rows_written(st, 1, err, errlen);
+}
+
+static int write_endpoint(store *st, const store_endpoint *e)
+{
+    char seed[19];
+    hex64(seed, e->seed);
+    sqlite3_stmt *s = st->stmt[STMT_ENDPOINT];
+    bind_u64(s, 1, e->id);
+    bind_str(s, 2, e->external_id);
+    bind_str(s, 3, e->profile);
+    sqlite3_bind_int64(s, 4, e->os_build);
+    sqlite3_bind_int64(s, 5, e->os_ubr);
+    bind_str(s, 6, e->sensor);
+    bind_str(s, 7, e->region);
+    bind_str(s, 8, e->tenant);
+    if (e->ring >= 0)
+        sqlite3_bind_int(s, 9, e->ring);
+    bind_str(s, 10, seed);
+    int rc = step_done(s);
+    for (size_t i = 0; rc == SQLITE_OK && i < e->nattrs; i++) {
+        s = st->stmt[STMT_ATTR];
+        bind_u64(s, 1, e->id);
+        bind_str(s, 2, e->attrs[i].key);
+        sqlite3_bind_text(s, 3, e->attrs[i].value, -1, SQLITE_STATIC);
+        rc = step_done(s);
+    }
+    return rc;
+}
+
+int store_write_endpoints(store *st, const store_endpoint *endpoints, size_t count,
+                          char *err, size_t errlen)
+{
+    if (!st || (count && !endpoints))
+        return report(err, errlen, SIM_EINVAL, "store: no endpoints");
+    /* Check them all first: a caller's mistake is not a store failure. */
+    for (size_t i = 0; i < count; i++) {
+        const store_endpoint *e = &endpoints[i];
+        if (!e->profile || !e->profile[0] || e->id > INT64_MAX || (e->nattrs && !e->attrs))
+            return report(err, errlen, SIM_EINVAL,
+                          "store: endpoint %llu: no profile or bad attributes",
+                          (unsigned long long)e->id);
+        for (size_t k = 0; k < e->nattrs; k++)
+            if (!e->attrs[k].key || !e->attrs[k].key[0] || !e->attrs[k].value)
+                return report(err, errlen, SIM_EINVAL,
+                              "store: endpoint %llu: attribute %zu without a key or value",
+                              (unsigned long long)e->id, k);
+    }
+    int rc = refuse_if_failed(st, err, errlen);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < count; i++) {
+        if ((rc = begin(st)) != SQLITE_OK || (rc = write_endpoint(st, &endpoints[i])) != SQLITE_OK)
+            return fail(st, rc, err, errlen);
+        if ((rc = rows_written(st, 1 + (uint32_t)endpoints[i].nattrs, err, errlen)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- outcomes ---------------------------------------------------------------- */
+
+static bool is_crash(const sim_outcome *o)
+{
+    return o->kind == SIM_OUTCOME_BUGCHECK || o->kind == SIM_OUTCOME_HANG;
+}
+
+static int write_outcome_row(store *st, const store_outcome_at *at, const sim_outcome *o)
+{
+    sqlite3_stmt *s = st->stmt[STMT_OUTCOME];
+    bind_u64(s, 1, at->endpoint_id);
+    sqlite3_bind_int64(s, 2, at->boot);
+    sqlite3_bind_int64(s, 3, at->vt_ms);
+    bind_str(s, 4, sim_outcome_name(o->kind));
+    if (o->status_valid)
+        sqlite3_bind_int64(s, 5, o->status);
+    if (o->kind == SIM_OUTCOME_BUGCHECK) {
+        sqlite3_bind_int64(s, 6, o->bugcheck);
+        bind_str(s, 7, sim_bugcheck_name(o->bugcheck));
+        for (int i = 0; i < 4; i++)
+            bind_hex(s, 8 + i, o->params[i]);
+    }
+    bind_str(s, 12, at->image);
+    bind_hex(s, 13, o->image_base);
+    bind_u64(s, 14, o->instructions);
+    sqlite3_bind_int64(s, 15, o->events_delivered);
+    BIND_FIELD(s, 16, o->phase);
+    BIND_FIELD(s, 17, o->detail);
+    BIND_FIELD(s, 18, o->api);
+    return step_done(s);
+}
+
+/*
+ * Whether this endpoint crashed in this bucket at an earlier boot.  Boot b+1
+ * is only emulated once boot b's outcome is in, so the earlier crash is
+ * always written first and the answer does not depend on write order.
+ */
+static int seen_before(store *st, const store_outcome_at *at, const char *bucket, bool *seen)
+{
+    sqlite3_stmt *s = st->stmt[STMT_SEEN];
+    bind_u64(s, 1, at->endpoint_id);
+    sqlite3_bind_int64(s, 2, at->boot);
+    bind_str(s, 3, bucket);
+    int rc = sqlite3_step(s);
+    *seen = rc == SQLITE_ROW;
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/*
+ * The crash record.  Its details (registers, disassembly, stack) are ~2 KB,
+ * and a boot-looping endpoint crashes the same way at every boot, so unless
+ * the run asks for all of them only an endpoint's first crash in a bucket
+ * keeps them; `details` says whether this one did.
+ */
+static int write_crash_row(store *st, const store_outcome_at *at, const sim_outcome *o,
+                           bool *details)
+{
+    char bucket[STORE_BUCKET_SIZE], symbol[STORE_BUCKET_SIZE];
+    store_bucket_key(o, bucket, sizeof bucket);
+    bool seen = false;
+    int rc = st->all_details ? SQLITE_OK : seen_before(st, at, bucket, &seen);
+    if (rc != SQLITE_OK)
+        return rc;
+    *details = !seen;
+    sqlite3_stmt *s = st->stmt[STMT_CRASH];
+    bind_u64(s, 1, at->endpoint_id);
+    sqlite3_bind_int64(s, 2, at->boot);
+    bind_str(s, 3, bucket);
+    if (o->has_fault) {
+        const sim_fault *f = &o->fault;
+        blame b = blame_frame(o);
+        frame_text(symbol, sizeof symbol, &b);
+        bind_str(s, 4, symbol);
+        bind_hex(s, 5, f->rip);
+        BIND_FIELD(s, 6, f->module);
+        BIND_FIELD(s, 7, f->function);
+        bind_u64(s, 8, f->offset);
+        BIND_FIELD(s, 9, f->instruction);
+        if (f->access != SIM_ACCESS_NONE)
+            bind_hex(s, 10, f->address);
+        bind_str(s, 11, sim_access_name(f->access));
+        if (f->access != SIM_ACCESS_NONE)
+            bind_str(s, 12, sim_addr_class_name(f->address_class));
+        BIND_FIELD(s, 13, f->region);
+        sqlite3_bind_int(s, 14, f->irql);
+        if (*details) {
+            bind_str(s, 15, regs_json(st, &o->regs));
+            bind_str(s, 16, disasm_json(st, o));
+            bind_str(s, 17, stack_json(st, o));
+        }
+    }
+    return step_done(s);
+}
+
+static int write_log_row(store *st, const store_outcome_at *at, const sim_outcome *o)
+{
+    size_t n = strnlen(o->log, sizeof o->log);
+    if (o->loglen < n)
+        n = o->loglen;
+    sqlite3_stmt *s = st->stmt[STMT_LOG];
+    bind_u64(s, 1, at->endpoint_id);
+    sqlite3_bind_int64(s, 2, at->boot);
+    sqlite3_bind_text(s, 3, o->log, (int)n, SQLITE_STATIC);
+    sqlite3_bind_int(s, 4, o->log_truncated);
+    return step_done(s);
+}
+
+/* Remove a crash record or log an earlier write of this outcome left. */
+static int unwrite(store *st, int stmt, const store_outcome_at *at)
+{
+    sqlite3_stmt *s = st->stmt[stmt];
+    bind_u64(s, 1, at->endpoint_id);
+    sqlite3_bind_int64(s, 2, at->boot);
+    return step_done(s);
+}
+
+int store_write_outcome(store *st, const store_outcome_at *at, const sim_outcome *o,
+                        char *err, size_t errlen)
+{
+    if (!st || !at || !o || (unsigned)o->kind >= SIM_OUTCOME_COUNT ||
+        at->endpoint_id > INT64_MAX)
+        return report(err, errlen, SIM_EINVAL, "store: bad outcome");
+    int rc = refuse_if_failed(st, err, errlen);
+    if (rc < 0)
+        return rc;
+
+    bool crash = is_crash(o), details = false;
+    uint32_t rows = 1;
+    if ((rc = begin(st)) != SQLITE_OK || (rc = write_outcome_row(st, at, o)) != SQLITE_OK)
+        return fail(st, rc, err, errlen);
+    /* Only a crash has a record; an outcome written again as something
+     * else must not keep the old one. */
+    rc = crash ? write_crash_row(st, at, o, &details) : unwrite(st, STMT_UNCRASH, at);
+    rows += crash;
+    bool log = o->log[0] && (st->log == STORE_LOG_ALL || (st->log == STORE_LOG_CRASHES && details));
+    if (rc == SQLITE_OK)
+        rc = log ? write_log_row(st, at, o) : unwrite(st, STMT_UNLOG, at);
+    rows += log;
+    if (rc != SQLITE_OK)
+        return fail(st, rc, err, errlen);
+    return rows_written(st, rows, err, errlen);
+}
+
+/* ---- timelines and rollout -------------------------------------------------- */
+
+int store_write_timeline_event(store *st, uint64_t endpoint_id, int64_t vt_ms,
+                               store_timeline_kind kind, const char *detail, char *err,
+                               size_t errlen)
+{
+    const char *name = store_timeline_name(kind);
+    if (!st || !name || endpoint_id > INT64_MAX)
+        return report(err, errlen, SIM_EINVAL, "store: bad timeline event");
+    int rc = refuse_if_failed(st, err, errlen);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *s = st->stmt[STMT_TIMELINE];
+    bind_u64(s, 1, endpoint_id);
+    sqlite3_bind_int64(s, 2, vt_ms);
+    bind_str(s, 3, name);
+    bind_str(s, 4, detail);
+    if ((rc = begin(st)) != SQLITE_OK || (rc = step_done(s)) != SQLITE_OK)
+        return fail(st, rc, err, errlen);
+    return rows_written(st, 1, err, errlen);
+}
+
+int store_write_ring(store *st, const store_ring *r, char *err, size_t errlen)
+{
+    if (!st || !r || !r->name)
+        return report(err, errlen, SIM_EINVAL, "store: ring without a name");
+    int rc = refuse_if_failed(st, err, errlen);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *s = st->stmt[STMT_RING];
+    sqlite3_bind_int64(s, 1, r->ring);
+    bind_str(s, 2, r->name);
+    bind_str(s, 3, r->selector);
+    bind_u64(s, 4, r->size);
+    bind_u64(s, 5, r->bake_ms);
+    if (r->released_vt_ms != INT64_MIN)
+        sqlite3_bind_int64(s, 6, r->released_vt_ms);
+    if ((rc = begin(st)) != SQLITE_OK || (rc = step_done(s)) != SQLITE_OK)
+        return fail(st, rc, err, errlen);
+    return rows_written(st, 1, err, errlen);
+}
+
+static void bind_count(sqlite3_stmt *s, int i, int64_t value)
+{
+    if (value >= 0)
+        sqlite3_bind_int64(s, i, value);
+}
+
+static void bind_real(sqlite3_stmt *s, int i, double value)
+{
+    if (!isnan(value))
+        sqlite3_bind_double(s, i, value);
+}
+
+int store_write_gate_decision(store *st, const store_gate_decision *d, char *err,
+                              size_t errlen)
+{
+    const char *action = d ? store_gate_action_name(d->action) : NULL;
+    if (!st || !d || !action || !d->gate)
+        return report(err, errlen, SIM_EINVAL, "store: gate decision without a gate or action");
+    int rc = refuse_if_failed(st, err, errlen);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *s = st->stmt[STMT_GATE];
+    sqlite3_bind_int64(s, 1, d->ring);
+    sqlite3_bind_int64(s, 2, d->vt_ms);
+    bind_str(s, 3, d->gate);
+    bind_str(s, 4, action);
+    bind_count(s, 5, d->exposed);
+    bind_count(s, 6, d->reported);
+    bind_count(s, 7, d->crashes);
+    bind_count(s, 8, d->silent);
+    bind_count(s, 9, d->control_exposed);
+    bind_count(s, 10, d->control_crashes);
+    bind_real(s, 11, d->statistic);
+    bind_real(s, 12, d->threshold);
+    bind_str(s, 13, d->detail);
+    if ((rc = begin(st)) != SQLITE_OK || (rc = step_done(s)) != SQLITE_OK)
+        return fail(st, rc, err, errlen);
+    return rows_written(st, 1, err, errlen);
+}
