@@ -25,7 +25,8 @@
 #include "sim.h"
 
 #define USAGE                                                                \
-    "fleetsim emulate IMAGE [--profile NAME] [--content [VFSPATH=]PATH]... " \
+    "fleetsim emulate IMAGE [--profile NAME] [--profiles DIR] [--no-events] " \
+    "[--content [VFSPATH=]PATH]... " \
     "[--seed N] [--budget N] [--json]"
 
 /* Where a content file lands when its VFS path is not given. */
@@ -36,6 +37,8 @@ enum { CONTINUE = -1 }; /* parse_args: go on and emulate */
 typedef struct emulate_args {
     const char *image_path;
     const char *profile_name;  /* NULL: the default profile */
+    const char *profiles_dir;  /* --profiles; NULL: fleet_profile_dir's default */
+    bool no_events;            /* --no-events: not the profile's OS events */
     const char **content;      /* --content arguments, as given */
     size_t ncontent;
     uint64_t seed, budget;
@@ -54,7 +57,11 @@ static void print_usage(void)
 {
     printf("usage: %s\n\n"
            "Run IMAGE's DriverEntry on one emulated endpoint and show what happened.\n\n"
-           "  --profile NAME        OS profile (default: %s)\n"
+           "  --profile NAME        OS profile from the profiles folder (default: the\n"
+           "                        built-in %s, without OS events)\n"
+           "  --profiles DIR        the profiles folder (default: $FLEETSIM_PROFILES,\n"
+           "                        else %s)\n"
+           "  --no-events           do not deliver the profile's OS events\n"
            "  --content PATH        put the file PATH on the endpoint's disk as\n"
            "                        " CONTENT_DIR "<module>\\<file name of PATH>\n"
            "  --content VFSPATH=PATH\n"
@@ -64,13 +71,15 @@ static void print_usage(void)
            "  --budget N            instructions per guest call before it counts as a\n"
            "                        hang (default %u)\n"
            "  --json                one JSON object on stdout instead of the report\n",
-           USAGE, sim_profile_default()->name, SIM_DEFAULT_BUDGET);
+           USAGE, sim_profile_default()->name, fleet_profile_dir(NULL), SIM_DEFAULT_BUDGET);
 }
 
 static int parse_args(int argc, char **argv, emulate_args *a)
 {
     static const struct option options[] = {
         {"profile", required_argument, NULL, 'p'},
+        {"profiles", required_argument, NULL, 'P'},
+        {"no-events", no_argument, NULL, 'E'},
         {"content", required_argument, NULL, 'c'},
         {"seed", required_argument, NULL, 's'},
         {"budget", required_argument, NULL, 'b'},
@@ -86,6 +95,12 @@ static int parse_args(int argc, char **argv, emulate_args *a)
         switch (opt) {
         case 'p':
             a->profile_name = optarg;
+            break;
+        case 'P':
+            a->profiles_dir = optarg;
+            break;
+        case 'E':
+            a->no_events = true;
             break;
         case 'c':
             a->content[a->ncontent++] = optarg;
@@ -118,18 +133,43 @@ static int parse_args(int argc, char **argv, emulate_args *a)
 }
 
 /*
- * The profile called `name` (NULL: the default).  Only the built-in
- * default exists until profiles come from files; this function is the one
- * place that changes then.
+ * The profile the run uses.  Without --profile it is the built-in default
+ * (an image run alone needs no files); with one, the whole profiles folder
+ * is loaded — a malformed file there is an error even when it is not the
+ * one asked for, as it would be in a fleet run — and NAME looked up in it.
+ * *list owns what was loaded (the caller destroys it after the run).
  */
-static const sim_profile *profile_lookup(const char *name, char *err, size_t errlen)
+static int profile_lookup(const emulate_args *a, sim_profile ***list, size_t *count,
+                          const sim_profile **out)
 {
-    const sim_profile *profile = sim_profile_default();
+    const char *dir;
+    char err[512] = "";
+    char known[384] = "";
+    size_t len = 0;
+    int rc;
 
-    if (name == NULL || strcmp(name, profile->name) == 0)
-        return profile;
-    snprintf(err, errlen, "unknown profile \"%s\"; known: %s", name, profile->name);
-    return NULL;
+    if (a->profile_name == NULL) {
+        *out = sim_profile_default();
+        return CONTINUE;
+    }
+    dir = fleet_profile_dir(a->profiles_dir);
+    rc = sim_profile_load_dir(dir, list, count, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "fleetsim: %s\n", err[0] ? err : sim_strerror(rc));
+        return FLEET_EXIT_USAGE;
+    }
+    for (size_t i = 0; i < *count; i++) {
+        if (strcmp((*list)[i]->name, a->profile_name) == 0) {
+            *out = (*list)[i];
+            return CONTINUE;
+        }
+        int w = snprintf(known + len, sizeof known - len, "%s%s", i ? ", " : "",
+                         (*list)[i]->name);
+        if (w > 0 && (size_t)w < sizeof known - len)
+            len += (size_t)w;
+    }
+    return fleet_usage_error(USAGE, "unknown profile \"%s\" in %s; known: %s",
+                             a->profile_name, dir, *count ? known : "(none)");
 }
 
 /* Read all of `path` (any size, pipes too); 0 or an errno value. */
@@ -668,11 +708,24 @@ static int emulate(const emulate_args *a, const sim_image *image,
     };
     sim_engine *engine = NULL;
     sim_outcome *outcome = sim_calloc(1, sizeof *outcome);
+    sim_event *events = NULL;
     char err[256] = "";
     int rc, status;
 
-    if (outcome == NULL) {
+    /* The profile's boot-time OS events, as this endpoint's seed jitters them. */
+    bool profile_events = run.nevents == 0 && !a->no_events && profile->nevents > 0;
+
+    if (profile_events) {
+        events = sim_calloc(profile->nevents, sizeof *events);
+        if (events != NULL) {
+            run.events = events;
+            run.nevents = sim_profile_events(profile, a->seed, events, profile->nevents);
+        }
+    }
+    if (outcome == NULL || (profile_events && events == NULL)) {
         fprintf(stderr, "fleetsim: out of memory\n");
+        sim_free(outcome);
+        sim_free(events);
         return FLEET_EXIT_USAGE;
     }
     rc = sim_engine_create(&engine, err, sizeof err);
@@ -692,13 +745,16 @@ static int emulate(const emulate_args *a, const sim_image *image,
     }
     sim_engine_destroy(engine);
     sim_free(outcome);
+    sim_free(events);
     return status;
 }
 
 int fleet_cmd_emulate(int argc, char **argv)
 {
     emulate_args a = {.seed = 1};
-    const sim_profile *profile;
+    const sim_profile *profile = NULL;
+    sim_profile **profiles = NULL;
+    size_t nprofiles = 0;
     sim_image *image = NULL;
     content_file *contents = NULL;
     sim_file *files = NULL;
@@ -717,11 +773,9 @@ int fleet_cmd_emulate(int argc, char **argv)
     status = parse_args(argc, argv, &a);
     if (status != CONTINUE)
         goto out;
-    profile = profile_lookup(a.profile_name, err, sizeof err);
-    if (profile == NULL) {
-        status = fleet_usage_error(USAGE, "%s", err);
+    status = profile_lookup(&a, &profiles, &nprofiles, &profile);
+    if (status != CONTINUE)
         goto out;
-    }
     rc = sim_image_open(a.image_path, &image, err, sizeof err);
     if (rc != 0) {
         status = fleet_image_error(a.image_path, rc, err);
@@ -740,5 +794,6 @@ out:
     sim_free(files);
     sim_free(a.content);
     sim_image_destroy(image);
+    sim_profile_list_destroy(profiles, nprofiles);
     return status;
 }

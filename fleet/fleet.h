@@ -39,6 +39,9 @@ enum {
  */
 int fleet_cmd_emulate(int argc, char **argv);
 int fleet_cmd_inspect(int argc, char **argv);
+int fleet_cmd_profiles(int argc, char **argv);
+int fleet_cmd_run(int argc, char **argv);
+int fleet_cmd_content(int argc, char **argv);
 
 /*
  * Helpers the commands share.  fleet_usage_error prints "fleetsim: <what>"
@@ -53,6 +56,12 @@ int fleet_bad_option(const char *usage, char **argv, int opt);
  * "fleetsim: PATH: what is wrong", and return the exit status for it.
  */
 int fleet_image_error(const char *path, int rc, const char *err);
+/*
+ * The profiles folder: `option` (a --profiles value) when given, else
+ * $FLEETSIM_PROFILES, else the sim/profiles folder of the source tree the
+ * command was built from.
+ */
+const char *fleet_profile_dir(const char *option);
 /* A whole decimal (or 0x-prefixed hex) number that fits in 64 bits. */
 bool fleet_parse_u64(const char *text, uint64_t *out);
 

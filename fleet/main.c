@@ -35,6 +35,9 @@ static const struct command {
 } commands[] = {
     {"emulate", fleet_cmd_emulate, "run one driver image on one emulated endpoint"},
     {"inspect", fleet_cmd_inspect, "show a driver image's headers, sections, imports, exports"},
+    {"run", fleet_cmd_run, "play a scenario's fleet forward and store every outcome"},
+    {"profiles", fleet_cmd_profiles, "list the OS profiles endpoints can run"},
+    {"content", fleet_cmd_content, "compile and validate the sample sensor's channel files"},
     {"help", cmd_help, "list the commands, or show one's usage: help COMMAND"},
     {"--version", cmd_version, "print fleetsim's version"},
 };

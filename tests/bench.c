@@ -165,7 +165,8 @@ int main(int argc, char **argv)
     parse_fresh = bench_fresh(parse);
     native = bench_native(&expect);
 
-    printf("\nfleetsim emulation benchmark (%s)\n\n", line);
+    line[strcspn(line, "\n")] = '\0';
+    printf("\nfleetsim emulation benchmark (the guest printed \"%s\")\n\n", line);
     printf("%-12s %-22s %10s %8s %14s %-7s %12s\n", "image", "mode", "count", "seconds",
            "rate", "", "us each");
     row("bench-small", "reused engine", small_reused, "runs/s");

@@ -749,7 +749,7 @@ static void expect_parser_crash(const sim_outcome *out)
  */
 static void test_parser_bad_content(void **state)
 {
-    sim_file file = {PARSER_CONTENT_PATH, NULL, 0};
+    sim_file file = {PARSER_CONTENT_PATH, NULL, 0, 0};
     sim_outcome *out = &outcomes[0];
     uint64_t crash_seed = 0;
     unsigned n50 = 0, n7e = 0, nok = 0;
@@ -795,7 +795,7 @@ static void test_parser_bad_content(void **state)
 
 static void test_parser_good_content(void **state)
 {
-    sim_file file = {PARSER_CONTENT_PATH, NULL, 0};
+    sim_file file = {PARSER_CONTENT_PATH, NULL, 0, 0};
     sim_outcome *out = &outcomes[0];
     uint8_t *data;
     sim_run run;
@@ -835,7 +835,7 @@ static void test_parser_no_content(void **state)
 /* Where the pool comes back zeroed, the 21st slot is NULL and checked. */
 static void test_parser_bad_content_zeroed_pool(void **state)
 {
-    sim_file file = {PARSER_CONTENT_PATH, NULL, 0};
+    sim_file file = {PARSER_CONTENT_PATH, NULL, 0, 0};
     sim_outcome *out = &outcomes[0];
     uint8_t *data;
     sim_run run;

@@ -27,10 +27,10 @@ static const char file_text[] = "fleetsim kapi test file\n";
 
 static const sim_file files[] = {
     { "\\SystemRoot\\System32\\drivers\\kapi\\test.bin", (const uint8_t *)file_text,
-      sizeof file_text - 1 },
-    { "\\??\\C:\\Windows\\System32\\drivers\\kapi\\other.bin", (const uint8_t *)"12345", 5 },
-    { "\\SystemRoot\\System32\\drivers\\kapi\\readme.txt", (const uint8_t *)"x", 1 },
-    { "\\SystemRoot\\System32\\drivers\\kapi\\sub\\deep.bin", (const uint8_t *)"y", 1 },
+      sizeof file_text - 1, 0 },
+    { "\\??\\C:\\Windows\\System32\\drivers\\kapi\\other.bin", (const uint8_t *)"12345", 5, 0 },
+    { "\\SystemRoot\\System32\\drivers\\kapi\\readme.txt", (const uint8_t *)"x", 1, 0 },
+    { "\\SystemRoot\\System32\\drivers\\kapi\\sub\\deep.bin", (const uint8_t *)"y", 1, 0 },
 };
 
 static int setup(void **state)
@@ -157,7 +157,7 @@ static void run_mode(const char *mode, sim_pool_kind pool)
     sim_profile p = *sim_profile_default();
     sim_file vfs[] = {
         { "\\SystemRoot\\System32\\drivers\\kapi\\mode.txt", (const uint8_t *)mode,
-          strlen(mode) },
+          strlen(mode), 0 },
     };
 
     p.pool = pool;
