@@ -66,7 +66,12 @@ static const char usage[] =
 
 #define MAX_JOB_FILES 16
 #define MAX_JOB_EVENTS 512
-#define MAX_BOOTS 64            /* a machine stops being rebooted by hand */
+/*
+ * Consecutive crashing boots after which a machine stays at the recovery
+ * screen until someone repairs it: the vendor's July 2024 guidance was that
+ * up to 15 reboots could let the sensor fetch the fix first.
+ */
+#define LOOP_LIMIT 15
 #define REBOOT_DEFAULT_MS 45000
 
 /* ---- the model's state ----------------------------------------------------- */
@@ -76,7 +81,7 @@ enum { EV_CHECKIN, EV_BOOT };                        /* timeline event kinds */
 
 typedef struct endpoint_state {
     uint8_t holds;           /* HOLDS_* */
-    bool crashed, looping, recovered, repaired, busy;
+    bool crashed, looping, recovered, repaired, busy, stuck;
     uint16_t boots;          /* emulated runs so far: the store's boot key */
     uint16_t streak;         /* consecutive crashing boots */
     uint16_t checkins;
@@ -527,8 +532,16 @@ static void job_done(uv_work_t *req, int status)
             cc->looping++;
             timeline(c, j->id, t_out, STORE_TIMELINE_BOOT_LOOP, NULL);
         }
-        if (e->boots < MAX_BOOTS)
+        if (e->streak < LOOP_LIMIT) {
             schedule(c, t_out + (int64_t)reboot_delay(c, j->id, j->boot), j->id, EV_BOOT);
+        } else {
+            e->stuck = true;
+            timeline(c, j->id, t_out, STORE_TIMELINE_OFFLINE, "stopped at the recovery screen");
+            if (c->sc->has_repair && draw(c, j->id, DRAW_REPAIR, 0) < c->sc->repair_share) {
+                int64_t due = e->first_crash_ms + (int64_t)c->sc->repair_after_ms;
+                schedule(c, due > t_out ? due : t_out + 60000, j->id, EV_BOOT);
+            }
+        }
     } else {
         if (e->crashed && !e->recovered) {
             e->recovered = true;
@@ -594,6 +607,7 @@ static void handle(run_ctx *c, heap_event ev)
         ev.t >= e->first_crash_ms + (int64_t)sc->repair_after_ms &&
         draw(c, ev.id, DRAW_REPAIR, 0) < sc->repair_share) {
         e->repaired = true;
+        e->stuck = false;
         e->holds = HOLDS_NONE;
         timeline(c, ev.id, ev.t, STORE_TIMELINE_REPAIRED, "an operator deleted the file");
         dispatch(c, JOB_CLEAN_BOOT, ev.id, ev.t, 0);

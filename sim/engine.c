@@ -32,7 +32,7 @@
 #include "sim-internal.h"
 
 #define PAGE 0x1000ull
-#define MAX_SLOTS 16
+#define MAX_SLOTS 128
 #define MAX_POOL_WINDOWS 8
 #define MAX_CR8_SITES 256
 #define BLOCK_CACHE 4096 /* entries, power of two */
@@ -51,8 +51,11 @@ typedef struct sim_slot {
     uint8_t *mem;                /* host memory mapped into the guest */
     uint8_t *pristine;           /* the image as loaded: restores writable pages */
     uint8_t *page_prot;          /* per page: SIM_PROT_* (0: not mapped) */
-    uc_hook cr8_hooks[MAX_CR8_SITES];
+    uint64_t cr8_sites[MAX_CR8_SITES];
+    uc_hook cr8_hooks[MAX_CR8_SITES];        /* on the engine */
+    uc_hook tracer_cr8_hooks[MAX_CR8_SITES]; /* on the tracer, once it exists */
     size_t ncr8;
+    bool tracer_hooked;
     uint64_t last_use;
 } sim_slot;
 
@@ -438,10 +441,19 @@ static void unmap_both(sim_engine *e, uint64_t base, uint64_t size)
         unmap_one(e->tracer, base, size);
 }
 
+/* The tracer's per-instruction hook: its presence alone keeps RIP exact. */
+static void hook_trace(uc_engine *uc, uint64_t address, uint32_t size, void *user)
+{
+    (void)uc;
+    (void)address;
+    (void)size;
+    (void)user;
+}
+
 /*
- * The hooks of an engine.  The tracer also hooks every instruction, which
- * keeps RIP exact at a fault and emulates `mov cr8` wherever it is; the
- * engine hooks only the `mov cr8` sites found when an image is mapped.
+ * The hooks of an engine.  The tracer also hooks every instruction with an
+ * empty callback, which makes Unicorn keep RIP exact at a fault.  Both hook
+ * the `mov cr8` sites found when an image is mapped (add_cr8_hooks).
  */
 static int install_hooks(sim_engine *e, uc_engine *uc, bool tracing)
 {
@@ -458,9 +470,17 @@ static int install_hooks(sim_engine *e, uc_engine *uc, bool tracing)
                     0) != UC_ERR_OK)
         return SIM_EENGINE;
     if (tracing &&
-        uc_hook_add(uc, &h, UC_HOOK_CODE, (void *)hook_cr8, e, 1, 0) != UC_ERR_OK)
+        uc_hook_add(uc, &h, UC_HOOK_CODE, (void *)hook_trace, e, 1, 0) != UC_ERR_OK)
         return SIM_EENGINE;
     return 0;
+}
+
+static void add_cr8_hooks(sim_engine *e, uc_engine *uc, const sim_slot *s, uc_hook *hooks)
+{
+    for (size_t i = 0; i < s->ncr8; i++)
+        if (uc_hook_add(uc, &hooks[i], UC_HOOK_CODE, (void *)hook_cr8, e, s->cr8_sites[i],
+                        s->cr8_sites[i]) != UC_ERR_OK)
+            hooks[i] = 0;
 }
 
 /* The tracer: a second engine over the same host memory, opened on first need. */
@@ -487,6 +507,11 @@ static int tracer_open(sim_engine *e)
         return SIM_EENGINE;
     }
     e->tracer = uc;
+    for (size_t i = 0; i < MAX_SLOTS; i++)
+        if (e->slots[i].used) {
+            add_cr8_hooks(e, uc, &e->slots[i], e->slots[i].tracer_cr8_hooks);
+            e->slots[i].tracer_hooked = true;
+        }
     return 0;
 }
 
@@ -498,8 +523,11 @@ static void slot_free(sim_engine *e, sim_slot *s, bool closing)
         return;
     if (closing)
         goto release; /* uc_close drops the mappings and hooks at once */
-    for (size_t i = 0; i < s->ncr8; i++)
+    for (size_t i = 0; i < s->ncr8; i++) {
         uc_hook_del(e->uc, s->cr8_hooks[i]);
+        if (s->tracer_hooked && e->tracer)
+            uc_hook_del(e->tracer, s->tracer_cr8_hooks[i]);
+    }
     uint64_t pages = s->size / PAGE;
     for (uint64_t p = 0; p < pages;) {
         uint64_t q = p + 1;
@@ -628,10 +656,12 @@ static int slot_load(sim_engine *e, sim_slot *s, const sim_image *image,
             continue;
         if (s->ncr8 == MAX_CR8_SITES)
             break;
-        uc_hook h;
-        if (uc_hook_add(e->uc, &h, UC_HOOK_CODE, (void *)hook_cr8, e, base + off,
-                        base + off) == UC_ERR_OK)
-            s->cr8_hooks[s->ncr8++] = h;
+        s->cr8_sites[s->ncr8++] = base + off;
+    }
+    add_cr8_hooks(e, e->uc, s, s->cr8_hooks);
+    if (e->tracer) {
+        add_cr8_hooks(e, e->tracer, s, s->tracer_cr8_hooks);
+        s->tracer_hooked = true;
     }
     return 0;
 

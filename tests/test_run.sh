@@ -1,0 +1,85 @@
+#!/bin/sh
+# test_run.sh — `fleetsim run` end to end on a small fleet of the headline
+# scenario: the run completes, the store answers the issue's questions with
+# plain SQL, and the results are identical for --jobs 1 and --jobs 2
+# (DESIGN.md, decision 4).  $1: the fleetsim binary; $2: the source root.
+set -u
+fleetsim=$1
+src=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=0
+fails=0
+check() { # check DESCRIPTION COMMAND...
+  n=$((n + 1))
+  desc=$1
+  shift
+  if "$@" >"$tmp/out" 2>&1; then
+    echo "ok $n - $desc"
+  else
+    echo "not ok $n - $desc"
+    sed 's/^/# /' "$tmp/out"
+    fails=$((fails + 1))
+  fi
+}
+
+scenario="$src/scenarios/channel-file-291.yaml"
+"$fleetsim" run "$scenario" --fleet-size 120 --jobs 1 --db "$tmp/one.db" --quiet >"$tmp/one.txt" 2>&1
+one=$?
+"$fleetsim" run "$scenario" --fleet-size 120 --jobs 2 --db "$tmp/two.db" --quiet >"$tmp/two.txt" 2>&1
+two=$?
+check "a run with faults exits 1" test "$one" -eq 1 -a "$two" -eq 1
+
+dump() {
+  python3 - "$1" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+for table, order in [("endpoints", "id"), ("outcomes", "endpoint_id, boot"),
+                     ("crashes", "endpoint_id, boot"), ("timeline", "endpoint_id, vt_ms, seq")]:
+    for row in db.execute(f"select * from {table} order by {order}"):
+        print(table, row)
+PY
+}
+dump "$tmp/one.db" >"$tmp/one.dump"
+dump "$tmp/two.db" >"$tmp/two.dump"
+check "--jobs 1 and --jobs 2 store the same endpoints, outcomes, crashes and timelines" \
+  cmp "$tmp/one.dump" "$tmp/two.dump"
+check "the store holds outcomes" test "$(grep -c '^outcomes' "$tmp/one.dump")" -gt 100
+
+query() {
+  python3 - "$tmp/one.db" "$1" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+for row in db.execute(sys.argv[2]):
+    print("|".join(str(x) for x in row))
+PY
+}
+check "the run is marked complete" test "$(query "select status from run")" = complete
+check "every crash of sensor 7.11 is 0x50 or 0x7E in the interpreter" test -z "$(query "
+  select c.bucket from crashes c join endpoints e on e.id = c.endpoint_id
+  where e.sensor = '7.11' and c.bucket not like '0x50_%ReadInputField%'
+    and c.bucket not like '0x7E_%ReadInputField%'")"
+check "most 7.11 crashes are the interpreter's 0x50" test "$(query "
+  select sum(o.bugcheck = 80) * 2 > count(*) from outcomes o join endpoints e on e.id = o.endpoint_id
+  where e.sensor = '7.11' and o.kind = 'bugcheck'")" = 1
+check "no sensor 7.10 endpoint crashed" test "$(query "
+  select count(*) from outcomes o join endpoints e on e.id = o.endpoint_id
+  where e.sensor = '7.10' and o.kind != 'ok'")" = 0
+check "endpoints reached by the update before the revert crashed" test "$(query "
+  select count(distinct t.endpoint_id) from timeline t join endpoints e on e.id = t.endpoint_id
+  where t.kind = 'crashed' and e.sensor = '7.11'")" -gt 10
+check "some crashed endpoints boot-looped and some recovered" test "$(query "
+  select (select count(*) from timeline where kind = 'boot-loop') > 0
+     and (select count(*) from timeline where kind = 'recovered') > 0")" = 1
+check "the summary names cohorts" grep -q "win10-22h2-2024-07" "$tmp/one.txt"
+
+"$fleetsim" run "$tmp/missing.yaml" --db "$tmp/x.db" >"$tmp/bad.txt" 2>&1
+check "a missing scenario exits 2" test $? -eq 2
+printf 'name: x\nseed: [1\n' >"$tmp/bad.yaml"
+"$fleetsim" run "$tmp/bad.yaml" --db "$tmp/x.db" >"$tmp/bad.txt" 2>&1
+status=$?
+check "a malformed scenario exits 2 with file:line:column" sh -c \
+  "test $status -eq 2 && grep -q 'bad.yaml:[0-9]*:[0-9]*:' '$tmp/bad.txt'"
+
+echo "1..$n"
+[ "$fails" -eq 0 ]
