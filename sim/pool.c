@@ -100,23 +100,26 @@ void sim__pool_reset(sim_endpoint *ep, uint64_t base, uint8_t *host, uint64_t si
 
 /*
  * One 8-byte word of stale pool memory: what freed kernel objects leave
- * behind.  Half are pointer-like (0xffff84xx'000000yy-shaped: the nonpaged
- * pool of a real machine, unmapped here), a quarter small integers
- * (counts, flags, lengths), a quarter zero.
+ * behind.  Seven in eight are pointer-like (0xffff84xx'000000yy-shaped: the
+ * nonpaged pool of a real machine, unmapped here), one in sixteen a small
+ * integer (a count, flags, a length), one in sixteen zero.
  */
 static uint64_t stale_word(sim_endpoint *ep)
 {
     uint64_t r = sim__random(ep);
 
-    switch (r & 3) {
-    case 0:
-    case 1:
+    /* Mostly old pool pointers (freed blocks held lists and objects), now
+     * and then a small count, rarely zero: what Microsoft's dumps of July
+     * 2024 show past the sensor's array was such a pointer, on every
+     * machine. */
+    switch (r & 15) {
+    case 14:
+        return (r >> 32) & 0xFF;
+    case 15:
+        return 0;
+    default:
         return 0xFFFF840000000000ull | (((r >> 8) & 0xFF) << 32) |
                ((r >> 16) & 0xFF8) | ((r >> 40) & 0x4);
-    case 2:
-        return (r >> 32) & 0xFF;
-    default:
-        return 0;
     }
 }
 
