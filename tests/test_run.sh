@@ -73,6 +73,25 @@ check "some crashed endpoints boot-looped and some recovered" test "$(query "
      and (select count(*) from timeline where kind = 'recovered') > 0")" = 1
 check "the summary names cohorts" grep -q "win10-22h2-2024-07" "$tmp/one.txt"
 
+"$fleetsim" run "$src/scenarios/clean-update.yaml" --fleet-size 60 --db "$tmp/clean.db" --quiet >"$tmp/clean.txt" 2>&1
+check "a clean update faults nowhere and exits 0" test $? -eq 0
+check "the clean update reached endpoints" test "$(python3 -c "
+import sqlite3; print(sqlite3.connect('$tmp/clean.db').execute(
+  \"select count(*) from outcomes where kind = 'ok'\").fetchone()[0])")" -gt 0
+
+# Ctrl-C: the runs in flight finish, the store is consistent and says so.
+"$fleetsim" run "$scenario" --fleet-size 5000 --db "$tmp/int.db" --quiet >"$tmp/int.txt" 2>&1 &
+pid=$!
+sleep 3
+kill -INT "$pid"
+wait "$pid"
+status=$?
+check "Ctrl-C exits 130" test "$status" -eq 130
+check "an interrupted store says so and opens cleanly" test "$(python3 -c "
+import sqlite3; db = sqlite3.connect('$tmp/int.db')
+assert db.execute('pragma integrity_check').fetchone()[0] == 'ok'
+print(db.execute('select status from run').fetchone()[0])")" = interrupted
+
 "$fleetsim" run "$tmp/missing.yaml" --db "$tmp/x.db" >"$tmp/bad.txt" 2>&1
 check "a missing scenario exits 2" test $? -eq 2
 printf 'name: x\nseed: [1\n' >"$tmp/bad.yaml"
