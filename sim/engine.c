@@ -29,86 +29,12 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "sim-internal.h"
+#include "engine-internal.h"
 
-#define PAGE 0x1000ull
-#define MAX_SLOTS 128
-#define MAX_POOL_WINDOWS 8
-#define MAX_CR8_SITES 256
-#define BLOCK_CACHE 4096 /* entries, power of two */
-#define MAX_FIXED_REGIONS 8
-#define MAX_REGIONS (MAX_FIXED_REGIONS + MAX_SLOTS * 24 + MAX_POOL_WINDOWS)
-
-/* 2024-07-19 00:00:00 UTC as a FILETIME: the default boot time. */
-#define DEFAULT_BOOT_TIME 133658208000000000ull
-
-/* One image mapped at one base, kept translated across runs. */
-typedef struct sim_slot {
-    bool used;
-    const sim_image *image;
-    uint8_t sha256[32];
-    uint64_t base, size;         /* size: size_of_image rounded up to pages */
-    uint8_t *mem;                /* host memory mapped into the guest */
-    uint8_t *pristine;           /* the image as loaded: restores writable pages */
-    uint8_t *page_prot;          /* per page: SIM_PROT_* (0: not mapped) */
-    uint64_t cr8_sites[MAX_CR8_SITES];
-    uc_hook cr8_hooks[MAX_CR8_SITES];        /* on the engine */
-    uc_hook tracer_cr8_hooks[MAX_CR8_SITES]; /* on the tracer, once it exists */
-    size_t ncr8;
-    bool tracer_hooked;
-    uint64_t last_use;
-} sim_slot;
-
-typedef struct sim_pool_window {
-    uint64_t base, size;
-    uint8_t *host;
-    uint64_t dirty_lo, dirty_hi; /* offsets a run handed out: zeroed before the next */
-    bool unclean;                /* that run ended in a fault, hang or gap */
-} sim_pool_window;
-
-typedef struct block_entry {
-    uint64_t addr;
-    uint32_t size, insns;
-} block_entry;
-
-struct sim_engine {
-    uc_engine *uc;
-    csh cs;
-    sim_endpoint ep;
-
-    uint8_t *nt;                 /* stubs: SIM__NT_SIZE */
-    uint8_t *ntdata;             /* KPCR, thread, process, exception records */
-    uint8_t *kusd;               /* KUSER_SHARED_DATA */
-    uint8_t *stack;
-
-    sim_slot slots[MAX_SLOTS];
-    sim_pool_window pools[MAX_POOL_WINDOWS];
-    size_t npools;
-    uint64_t use_clock;
-
-    sim_region fixed[MAX_FIXED_REGIONS];
-    size_t nfixed;
-    sim_region regions[MAX_REGIONS];
-    size_t nregions;
-
-    /* Imports fleetsim lacks: stub i >= first_missing names missing[i - first]. */
-    char (*missing)[192];
-    size_t nmissing, first_missing;
-
-    uc_context *clean;           /* CPU state of a fresh engine */
-    uc_context *tracer_clean;
-    uc_engine *tracer;           /* replays faulting runs with exact RIP */
-    bool replay;                 /* this run needs a replay on the tracer */
-    bool pending;                /* a memory fault noted by the hook */
-    uint64_t pending_addr;
-    sim_access pending_access;
-
-    block_entry blocks[BLOCK_CACHE];
-};
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static uint64_t splitmix64(uint64_t *state)
+uint64_t sim__splitmix64(uint64_t *state)
 {
     uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -127,7 +53,7 @@ uint64_t sim__random(sim_endpoint *ep)
     return x * 0x2545F4914F6CDD1Dull;
 }
 
-static void set_err(char *err, size_t errlen, const char *msg)
+void sim__set_err(char *err, size_t errlen, const char *msg)
 {
     if (err && errlen)
         snprintf(err, errlen, "%s", msg);
@@ -153,14 +79,14 @@ static uint32_t to_uc_prot(uint32_t prot)
            ((prot & SIM_PROT_X) ? UC_PROT_EXEC : 0);
 }
 
-static uint64_t reg(uc_engine *uc, int id)
+uint64_t sim__reg(uc_engine *uc, int id)
 {
     uint64_t v = 0;
     uc_reg_read(uc, id, &v);
     return v;
 }
 
-static void set_reg(uc_engine *uc, int id, uint64_t v)
+void sim__set_reg(uc_engine *uc, int id, uint64_t v)
 {
     uc_reg_write(uc, id, &v);
 }
@@ -371,7 +297,7 @@ static bool hook_insn_invalid(uc_engine *uc, void *user)
  * Each such instruction found in an image gets a hook that emulates it on
  * the endpoint's IRQL and steps over it.
  */
-static const int gpr_ids[16] = {
+const int sim__gpr_ids[16] = {
     UC_X86_REG_RAX, UC_X86_REG_RCX, UC_X86_REG_RDX, UC_X86_REG_RBX,
     UC_X86_REG_RSP, UC_X86_REG_RBP, UC_X86_REG_RSI, UC_X86_REG_RDI,
     UC_X86_REG_R8,  UC_X86_REG_R9,  UC_X86_REG_R10, UC_X86_REG_R11,
@@ -398,12 +324,12 @@ static void hook_cr8(uc_engine *uc, uint64_t address, uint32_t size, void *user)
     memcpy(code, p, 4);
     if (!is_cr8_move(code))
         return;
-    int id = gpr_ids[(code[3] & 7) | ((code[0] & 1) << 3)];
+    int id = sim__gpr_ids[(code[3] & 7) | ((code[0] & 1) << 3)];
     if (code[2] == 0x20)
-        set_reg(uc, id, ep->irql);
+        sim__set_reg(uc, id, ep->irql);
     else
-        ep->irql = (uint8_t)(reg(uc, id) & 0xF);
-    set_reg(uc, UC_X86_REG_RIP, address + 4);
+        ep->irql = (uint8_t)(sim__reg(uc, id) & 0xF);
+    sim__set_reg(uc, UC_X86_REG_RIP, address + 4);
 }
 
 /* ---- mapping, mirrored on the tracer ------------------------------------- */
@@ -484,7 +410,7 @@ static void add_cr8_hooks(sim_engine *e, uc_engine *uc, const sim_slot *s, uc_ho
 }
 
 /* The tracer: a second engine over the same host memory, opened on first need. */
-static int tracer_open(sim_engine *e)
+int sim__tracer_open(sim_engine *e)
 {
     uc_engine *uc;
 
@@ -602,7 +528,7 @@ static int slot_load(sim_engine *e, sim_slot *s, const sim_image *image,
         const sim_import *imp = &image->imports[i];
         uint64_t stub;
         if ((rc = import_stub(e, imp, &stub)) < 0) {
-            set_err(err, errlen, "too many distinct unsupported imports");
+            sim__set_err(err, errlen, "too many distinct unsupported imports");
             goto fail;
         }
         if ((uint64_t)imp->iat_rva + 8 <= size)
@@ -671,7 +597,7 @@ fail:
     sim_free(s->page_prot);
     memset(s, 0, sizeof *s);
     if (rc == SIM_ENOMEM)
-        set_err(err, errlen, "out of memory mapping the image");
+        sim__set_err(err, errlen, "out of memory mapping the image");
     return rc;
 }
 
@@ -685,10 +611,10 @@ static uint64_t slot_base(const sim_profile *pr, uint64_t size, uint32_t k)
     uint64_t span = pr->image_hi > pr->image_lo ? pr->image_hi - pr->image_lo : 0;
     uint64_t positions = span > size ? (span - size) / 0x10000 : 1;
     uint64_t st = 0x5EED0000ull + k;
-    return pr->image_lo + (splitmix64(&st) % positions) * 0x10000;
+    return pr->image_lo + (sim__splitmix64(&st) % positions) * 0x10000;
 }
 
-static sim_slot *slot_get(sim_engine *e, const sim_image *image,
+sim_slot *sim__slot_get(sim_engine *e, const sim_image *image,
                           const sim_profile *pr, uint32_t k, char *err,
                           size_t errlen, int *rc)
 {
@@ -738,7 +664,7 @@ static sim_slot *slot_get(sim_engine *e, const sim_image *image,
     slot_free(e, victim, false);
     rebuild_regions(e);
     if (overlaps_mapped(e, base, size)) {
-        set_err(err, errlen, "the profile's image range collides with fixed kernel regions");
+        sim__set_err(err, errlen, "the profile's image range collides with fixed kernel regions");
         *rc = SIM_ERANGE;
         return NULL;
     }
@@ -753,7 +679,7 @@ static sim_slot *slot_get(sim_engine *e, const sim_image *image,
 
 /* ---- the pool window ------------------------------------------------------ */
 
-static sim_pool_window *pool_window(sim_engine *e, const sim_profile *pr,
+sim_pool_window *sim__pool_window(sim_engine *e, const sim_profile *pr,
                                     char *err, size_t errlen, int *rc)
 {
     uint64_t size = SIM__POOL_WINDOW;
@@ -766,7 +692,7 @@ static sim_pool_window *pool_window(sim_engine *e, const sim_profile *pr,
             return &e->pools[i];
     if (size < SIM__POOL_ARENA || e->npools == MAX_POOL_WINDOWS ||
         overlaps_mapped(e, pr->pool_lo, size)) {
-        set_err(err, errlen, "the profile's pool range is too small or collides");
+        sim__set_err(err, errlen, "the profile's pool range is too small or collides");
         *rc = SIM_ERANGE;
         return NULL;
     }
@@ -777,7 +703,7 @@ static sim_pool_window *pool_window(sim_engine *e, const sim_profile *pr,
     if (w->host)
         madvise(w->host, size, MADV_NOHUGEPAGE);
     if (!w->host) {
-        set_err(err, errlen, "out of memory mapping the pool");
+        sim__set_err(err, errlen, "out of memory mapping the pool");
         *rc = SIM_ENOMEM;
         return NULL;
     }
@@ -821,19 +747,19 @@ int sim_engine_create(sim_engine **out, char *err, size_t errlen)
     *out = NULL;
     e = sim_calloc(1, sizeof *e);
     if (!e) {
-        set_err(err, errlen, "out of memory");
+        sim__set_err(err, errlen, "out of memory");
         return SIM_ENOMEM;
     }
     e->first_missing = SIM__STUB_FIRST_API + sim_kapi_count();
     if (uc_open(UC_ARCH_X86, UC_MODE_64, &e->uc) != UC_ERR_OK) {
         sim_free(e);
-        set_err(err, errlen, "cannot open a Unicorn x86-64 engine");
+        sim__set_err(err, errlen, "cannot open a Unicorn x86-64 engine");
         return SIM_EENGINE;
     }
     if (cs_open(CS_ARCH_X86, CS_MODE_64, &e->cs) != CS_ERR_OK) {
         uc_close(e->uc);
         sim_free(e);
-        set_err(err, errlen, "cannot open capstone");
+        sim__set_err(err, errlen, "cannot open capstone");
         return SIM_EENGINE;
     }
     e->ep.uc = e->uc;
@@ -864,7 +790,7 @@ int sim_engine_create(sim_engine **out, char *err, size_t errlen)
     return 0;
 
 fail:
-    set_err(err, errlen, rc == SIM_ENOMEM ? "out of memory" : "cannot map the kernel regions");
+    sim__set_err(err, errlen, rc == SIM_ENOMEM ? "out of memory" : "cannot map the kernel regions");
     sim_engine_destroy(e);
     return rc;
 }
@@ -934,7 +860,7 @@ void sim__update_shared_data(sim_endpoint *ep)
     put_ksystem_time(k + 0x320, ticks);
 }
 
-static void init_shared_data(sim_engine *e, const sim_profile *pr)
+void sim__init_shared_data(sim_engine *e, const sim_profile *pr)
 {
     uint8_t *k = e->kusd;
     uint32_t v;
@@ -956,7 +882,7 @@ static void init_shared_data(sim_engine *e, const sim_profile *pr)
 }
 
 /* KPCR at GS, with KPRCB.CurrentThread (gs:[0x188]) and the System process. */
-static void init_ntdata(sim_engine *e)
+void sim__init_ntdata(sim_engine *e)
 {
     uint64_t kpcr = SIM__NTDATA_BASE + SIM__KPCR_OFFSET;
     uint64_t thread = SIM__NTDATA_BASE + SIM__KTHREAD_OFFSET;
@@ -971,301 +897,6 @@ static void init_ntdata(sim_engine *e)
     d[SIM__KTHREAD_OFFSET] = 6;      /* DISPATCHER_HEADER.Type: ThreadObject */
     d[SIM__EPROCESS_OFFSET] = 3;     /* ProcessObject */
     memcpy(d + SIM__KTHREAD_OFFSET + 0xB8, &process, 8); /* ApcState.Process */
-    set_reg(e->ep.uc, UC_X86_REG_GS_BASE, kpcr);
+    sim__set_reg(e->ep.uc, UC_X86_REG_GS_BASE, kpcr);
 }
 
-/* ---- calling the guest ---------------------------------------------------- */
-
-/*
- * Call a guest function with the MS x64 ABI: arguments in rcx, rdx, r8, r9,
- * then on the stack above 32 bytes of shadow space; the return address is
- * the return stub, where emulation stops.  Returns true when it returned.
- */
-bool sim__call_guest(sim_endpoint *ep, uint64_t fn, const uint64_t *args,
-                     unsigned nargs, const char *phase, uint64_t *ret)
-{
-    sim_engine *e = ep->engine;
-    static const int argregs[4] = {UC_X86_REG_RCX, UC_X86_REG_RDX, UC_X86_REG_R8,
-                                   UC_X86_REG_R9};
-    uint64_t rsp = (SIM__STACK_TOP - 0x100) & ~0xFull;
-    uint64_t trap = SIM__NT_BASE + SIM__STUB_RETURN * SIM__NT_STUB_SIZE;
-
-    snprintf(ep->out->phase, sizeof ep->out->phase, "%s", phase);
-    rsp -= 8 * (nargs > 4 ? nargs : 4); /* arguments and shadow space */
-    rsp -= 8;                           /* return address */
-    memcpy(e->stack + (rsp - SIM__STACK_BASE), &trap, 8);
-    for (unsigned i = 4; i < nargs; i++)
-        memcpy(e->stack + (rsp + 8 + 8 * i - SIM__STACK_BASE), &args[i], 8);
-    for (size_t i = 0; i < 16; i++)
-        set_reg(ep->uc, gpr_ids[i], 0);
-    for (unsigned i = 0; i < nargs && i < 4; i++)
-        set_reg(ep->uc, argregs[i], args[i]);
-    set_reg(ep->uc, UC_X86_REG_RSP, rsp);
-    set_reg(ep->uc, UC_X86_REG_RFLAGS, 0x202);
-    ep->call_insns = 0;
-    sim__update_shared_data(ep);
-
-    e->pending = false;
-    uc_err ue = uc_emu_start(ep->uc, fn, trap, 0, 0);
-    if (e->pending && !ep->stopped) {
-        sim__fault(ep, e->pending_addr, e->pending_access);
-        e->replay = ep->uc == e->uc;
-    }
-    if (ep->stopped)
-        return false;
-    if (ue == UC_ERR_INSN_INVALID) {
-        sim__exception(ep, 6);
-        return false;
-    }
-    if (ue != UC_ERR_OK || reg(ep->uc, UC_X86_REG_RIP) != trap) {
-        /* Unicorn stopped without a hook seeing why: name it, as data. */
-        sim__exception(ep, 13);
-        return false;
-    }
-    *ret = reg(ep->uc, UC_X86_REG_RAX);
-    return true;
-}
-
-/* ---- one endpoint run ----------------------------------------------------- */
-
-void sim__put_unicode_string(sim_endpoint *ep, uint64_t us, uint64_t buf,
-                             const char *text)
-{
-    size_t n = strlen(text);
-    for (size_t i = 0; i <= n; i++) {
-        uint16_t c = (uint8_t)text[i];
-        sim__write(ep, buf + 2 * i, &c, 2);
-    }
-    uint16_t len = (uint16_t)(2 * n), max = (uint16_t)(2 * n + 2);
-    sim__write(ep, us, &len, 2);
-    sim__write(ep, us + 2, &max, 2);
-    sim__write(ep, us + 8, &buf, 8);
-}
-
-/* DRIVER_OBJECT, its extension and the registry path, in the pool. */
-static bool make_driver_object(sim_endpoint *ep, uint64_t base, const sim_image *image)
-{
-    char path[192], name[160];
-    const char *service = ep->run->service ? ep->run->service : image->module;
-    uint64_t dobj = sim__pool_alloc(ep, 0x150, 0x76697244 /* 'Driv' */, true);
-    uint64_t ext = sim__pool_alloc(ep, 0x80, 0x76697244, true);
-    uint64_t strings = sim__pool_alloc(ep, 0x400, 0x76697244, true);
-
-    if (!dobj || !ext || !strings)
-        return false;
-    snprintf(path, sizeof path,
-             "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\%s", service);
-    snprintf(name, sizeof name, "\\Driver\\%s", service);
-    uint16_t type = 4, size = 0x150;
-    uint32_t image_size = image->size_of_image;
-    uint64_t entry = base + image->entry_rva;
-    sim__write(ep, dobj + 0x00, &type, 2);
-    sim__write(ep, dobj + 0x02, &size, 2);
-    sim__write(ep, dobj + 0x18, &base, 8);       /* DriverStart */
-    sim__write(ep, dobj + 0x20, &image_size, 4); /* DriverSize */
-    sim__write(ep, dobj + 0x30, &ext, 8);        /* DriverExtension */
-    sim__write(ep, ext + 0x00, &dobj, 8);        /* ->DriverObject */
-    sim__put_unicode_string(ep, dobj + 0x38, strings + 0x40, name);   /* DriverName */
-    sim__write(ep, dobj + 0x58, &entry, 8);      /* DriverInit */
-    sim__put_unicode_string(ep, strings, strings + 0x200, path);
-    ep->driver_object = dobj;
-    ep->registry_path = strings;
-    return !ep->stopped;
-}
-
-/* The image imports an export this OS build lacks: Windows refuses to load it. */
-static const sim_import *absent_import(const sim_image *image, const sim_profile *pr)
-{
-    for (size_t i = 0; i < image->nimports; i++) {
-        const sim_import *imp = &image->imports[i];
-        if (!imp->by_ordinal && sim_kapi_implemented(imp->dll, imp->name) &&
-            !sim_profile_has_export(pr, imp->name))
-            return imp;
-    }
-    return NULL;
-}
-
-/* Rewrite everything the previous run could have changed. */
-static void restore(sim_engine *e, sim_slot *s, sim_pool_window *w)
-{
-    uint64_t pages = s->size / PAGE;
-
-    for (uint64_t p = 0; p < pages; p++)
-        if (s->page_prot[p] & SIM_PROT_W)
-            memcpy(s->mem + p * PAGE, s->pristine + p * PAGE, PAGE);
-    memset(e->stack, 0, SIM__STACK_SIZE);
-    /*
-     * The pool: what the last run handed out, and the page after it (the
-     * pool's own stale fill past the last block), is rewritten by memset.
-     * After a run that did not end cleanly the rest of its arena (a driver's
-     * wild writes far past its blocks) is dropped with MADV_DONTNEED, which
-     * reads back as zeros.  Not after every run: the call costs ~6 µs, as
-     * much as a small driver's whole run.  A clean run whose stray write
-     * lands more than a page past its last block is the one case that can
-     * leave a trace in the next run's arena.
-     */
-    if (w->dirty_hi > w->dirty_lo) {
-        uint64_t end = w->dirty_lo + SIM__POOL_ARENA;
-        /* The pool's own stale fill past the last block ends within a page. */
-        uint64_t used_end = ((w->dirty_hi + PAGE - 1) & ~(PAGE - 1)) + PAGE;
-        if (used_end > w->size)
-            used_end = w->size;
-        memset(w->host + w->dirty_lo, 0, used_end - w->dirty_lo);
-        if (end > w->size)
-            end = w->size;
-        if (end > used_end && w->unclean)
-            madvise(w->host + used_end, end - used_end, MADV_DONTNEED);
-    }
-    w->dirty_lo = w->dirty_hi = 0;
-}
-
-/* One attempt at a run on ep->uc (the engine, or its tracer for a replay). */
-static int run_once(sim_engine *e, const sim_run *run, sim_outcome *out,
-                    sim_slot *s, sim_pool_window *w, char *err, size_t errlen)
-{
-    sim_endpoint *ep = &e->ep;
-    const sim_profile *pr = run->profile ? run->profile : sim_profile_default();
-    int rc = 0;
-
-    memset(out, 0, offsetof(sim_outcome, log) + 1);
-    out->loglen = 0;
-    out->log_truncated = false;
-    out->instructions = 0;
-    out->events_delivered = 0;
-    restore(e, s, w);
-    /* The CPU too: an exception the last run stopped in would otherwise
-     * turn this run's first exception into a double fault. */
-    uc_context_restore(ep->uc, ep->uc == e->uc ? e->clean : e->tracer_clean);
-
-    uint64_t seed_state = run->seed;
-    (void)splitmix64(&seed_state); /* the slot draw, made by the caller */
-    uint64_t draw_pool = splitmix64(&seed_state);
-
-    memset(ep->handles, 0, sizeof ep->handles);
-    ep->run = run;
-    ep->profile = pr;
-    ep->out = out;
-    ep->image = run->image;
-    ep->rng = splitmix64(&seed_state) | 1;
-    ep->irql = 0;
-    ep->stopped = false;
-    ep->block_rip = 0;
-    ep->image_base = s->base;
-    ep->now_ms = 0;
-    ep->insns_at_call = 0;
-    ep->call_insns = 0;
-    ep->budget = run->budget ? run->budget : SIM_DEFAULT_BUDGET;
-    ep->driver_object = ep->registry_path = 0;
-    ep->nprocess_notify = 0;
-    ep->filter_registration = 0;
-    ep->filter_started = false;
-    ep->api = 0;
-
-    uint64_t slide = (draw_pool % ((w->size - SIM__POOL_ARENA) / 0x10000 + 1)) * 0x10000;
-    sim__pool_reset(ep, w->base + slide, w->host + slide, SIM__POOL_ARENA);
-    out->image_base = s->base;
-    out->pool_base = w->base + slide;
-    init_ntdata(e);
-    sim__init_system_process(ep);
-    init_shared_data(e, pr);
-
-    const sim_import *absent = absent_import(run->image, pr);
-    if (absent) {
-        out->kind = SIM_OUTCOME_OK;
-        out->status_valid = true;
-        out->status = SIM_STATUS_DRIVER_ENTRYPOINT_NOT_FOUND;
-        snprintf(out->phase, sizeof out->phase, "load");
-        snprintf(out->detail, sizeof out->detail,
-                 "driver not loaded: %s!%.100s does not exist on %.60s", absent->dll,
-                 absent->name, pr->name);
-    } else if (!make_driver_object(ep, s->base, run->image)) {
-        set_err(err, errlen, "the pool arena cannot hold the driver object");
-        rc = SIM_ENOMEM;
-    } else {
-        uint64_t args[2] = {ep->driver_object, ep->registry_path}, ret;
-        out->kind = SIM_OUTCOME_OK;
-        if (sim__call_guest(ep, s->base + run->image->entry_rva, args, 2, "DriverEntry",
-                             &ret)) {
-            out->status_valid = true;
-            out->status = (uint32_t)ret;
-            if ((int32_t)out->status >= 0)
-                for (size_t i = 0; i < run->nevents && !ep->stopped; i++)
-                    sim__deliver_event(ep, &run->events[i]);
-        }
-    }
-
-    /* What this run dirtied in the pool window, for the next restore. */
-    w->dirty_lo = slide;
-    w->dirty_hi = slide + (ep->pool.top - ep->pool.base);
-    w->unclean = out->kind != SIM_OUTCOME_OK;
-    if (w->dirty_hi > w->size)
-        w->dirty_hi = w->size;
-    ep->run = NULL;
-    return rc;
-}
-
-int sim_engine_run(sim_engine *e, const sim_run *run, sim_outcome *out,
-                   char *err, size_t errlen)
-{
-    const sim_profile *pr;
-    int rc;
-
-    if (!e || !run || !run->image || !out || (run->nfiles && !run->files) ||
-        (run->nevents && !run->events)) {
-        set_err(err, errlen, "invalid run");
-        return SIM_EINVAL;
-    }
-    pr = run->profile ? run->profile : sim_profile_default();
-
-    uint64_t seed_state = run->seed;
-    uint64_t draw_slot = splitmix64(&seed_state);
-    uint32_t nslots = pr->kaslr_slots ? pr->kaslr_slots : 1;
-    sim_slot *s = slot_get(e, run->image, pr, (uint32_t)(draw_slot % nslots), err,
-                           errlen, &rc);
-    if (!s)
-        return rc;
-    sim_pool_window *w = pool_window(e, pr, err, errlen, &rc);
-    if (!w)
-        return rc;
-
-    e->replay = false;
-    e->ep.uc = e->uc;
-    rc = run_once(e, run, out, s, w, err, errlen);
-    if (rc < 0 || !e->replay)
-        return rc;
-
-    /*
-     * A memory fault: Unicorn 2.0.1 reports RIP at the start of the faulting
-     * block, not at the faulting instruction.  The run is a pure function of
-     * its inputs, so replay it on the tracer, whose per-instruction hook keeps
-     * RIP exact, and report that.  Only faulting runs pay for it.
-     */
-    if (!e->tracer && tracer_open(e) < 0)
-        return rc; /* keep the block-level record rather than none */
-    e->ep.uc = e->tracer;
-    rc = run_once(e, run, out, s, w, err, errlen);
-    e->ep.uc = e->uc;
-    return rc;
-}
-
-/* ---- the ABI of nt's exports ---------------------------------------------- */
-
-uint64_t sim__arg(sim_endpoint *ep, unsigned i)
-{
-    static const int argregs[4] = {UC_X86_REG_RCX, UC_X86_REG_RDX, UC_X86_REG_R8,
-                                   UC_X86_REG_R9};
-    uint64_t v = 0;
-
-    if (i < 4)
-        return reg(ep->uc, argregs[i]);
-    /* At the stub RSP points at the return address; shadow space follows. */
-    uint64_t rsp = reg(ep->uc, UC_X86_REG_RSP);
-    if (sim__read(ep, rsp + 8 + 8ull * i, &v, 8) < 0)
-        return 0;
-    return v;
-}
-
-void sim__ret(sim_endpoint *ep, uint64_t value)
-{
-    set_reg(ep->uc, UC_X86_REG_RAX, value);
-}
