@@ -3,8 +3,9 @@
  *
  * libyaml loads the file into a node tree (with line and column marks on
  * every node); this file walks it with a fixed schema.  Each mapping is read
- * through one helper (fields) that refuses unknown and duplicate keys, so
- * the schema of a section is the key table next to the code that reads it.
+ * through one helper (sim_yaml_fields, in sim/yamldoc.c, which the profile
+ * loader shares) that refuses unknown and duplicate keys, so the schema of
+ * a section is the key table next to the code that reads it.
  * Values go through the strict syntaxes at the end of the file (durations,
  * times, shares, whole numbers): a value that is almost right is refused,
  * not guessed at.
@@ -30,6 +31,7 @@
 
 #include "scenario.h"
 #include "sim.h"
+#include "yamldoc.h"
 
 #define MS_PER_SECOND 1000ull
 #define MS_PER_HOUR 3600000ull
@@ -48,94 +50,19 @@ const char *scenario_attr_name(scenario_attr attr)
 
 /* ---- messages ---------------------------------------------------------- */
 
-static int vreport(char *err, size_t errlen, scenario_mark mark, const char *fmt,
-                   va_list ap)
-{
-    if (!err || errlen == 0)
-        return SIM_EFORMAT;
-    int n;
-    if (mark.column)
-        n = snprintf(err, errlen, "%s:%u:%u: ", mark.file, mark.line, mark.column);
-    else if (mark.line)
-        n = snprintf(err, errlen, "%s:%u: ", mark.file, mark.line);
-    else
-        n = snprintf(err, errlen, "%s: ", mark.file ? mark.file : "scenario");
-    if (n >= 0 && (size_t)n < errlen)
-        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-    return SIM_EFORMAT;
-}
-
+/* "file:line:column: ", "file:line: " or "file: " as the mark has them. */
 static int report(char *err, size_t errlen, scenario_mark mark, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static int report(char *err, size_t errlen, scenario_mark mark, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vreport(err, errlen, mark, fmt, ap);
+    sim_yaml_vreport(err, errlen, mark.file, mark.line, mark.column, fmt, ap);
     va_end(ap);
     return SIM_EFORMAT;
 }
 
-static int nomem(char *err, size_t errlen)
-{
-    if (err && errlen)
-        snprintf(err, errlen, "out of memory");
-    return SIM_ENOMEM;
-}
-
-/* Append "a, b, c" to err, as much as fits. */
-static void append_list(char *err, size_t errlen, const char *const *names, size_t n)
-{
-    size_t len = strlen(err);
-    for (size_t i = 0; i < n && len + 1 < errlen; i++) {
-        int w = snprintf(err + len, errlen - len, "%s%s", i ? ", " : "", names[i]);
-        if (w < 0)
-            break;
-        len += (size_t)w;
-    }
-    if (len >= errlen - 1 && errlen > 4)
-        memcpy(err + errlen - 4, "...", 4);
-}
-
 /* ---- the strict value syntaxes ------------------------------------------ */
-
-static bool parse_digits(const char **p, uint64_t *out)
-{
-    const char *s = *p;
-    uint64_t v = 0;
-    if (!isdigit((unsigned char)*s))
-        return false;
-    for (; isdigit((unsigned char)*s); s++) {
-        unsigned d = (unsigned)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    *p = s;
-    *out = v;
-    return true;
-}
-
-/* A whole number: decimal digits only, or 0x and hex digits. */
-static bool parse_u64(const char *text, uint64_t *out)
-{
-    if (text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
-        const char *s = text + 2;
-        uint64_t v = 0;
-        if (!*s)
-            return false;
-        for (; *s; s++) {
-            if (!isxdigit((unsigned char)*s) || v >> 60)
-                return false;
-            v = v << 4 | (uint64_t)(isdigit((unsigned char)*s) ? *s - '0'
-                                                              : (tolower((unsigned char)*s) - 'a' + 10));
-        }
-        *out = v;
-        return true;
-    }
-    const char *s = text;
-    return parse_digits(&s, out) && *s == '\0';
-}
 
 /* A non-negative decimal: "12", "12.5" (no sign, no exponent, no ".5"). */
 static bool parse_decimal(const char *text, double *out)
@@ -190,7 +117,7 @@ bool scenario_parse_duration(const char *text, uint64_t *ms)
     size_t next = 0; /* units must come largest first, each once */
     while (*s) {
         uint64_t v;
-        if (!parse_digits(&s, &v))
+        if (!sim_yaml_parse_digits(&s, &v))
             return false;
         size_t u;
         if (s[0] == 'm' && s[1] == 's')
@@ -292,13 +219,20 @@ bool scenario_parse_time(const char *text, int64_t *unix_ms)
 
 /* ---- the parser --------------------------------------------------------- */
 
+/* How the shared walker words this loader's messages: "duplicate key "seed" in fleet". */
+static const sim_yaml_wording wording = {
+    .not_scalar = "expected %s, got %s",
+    .nul_in_scalar = "NUL character in %s",
+    .unknown_key = "unknown key \"%s\" in %s; known: ",
+    .duplicate_key = "duplicate key \"%2$s\" in %1$s",
+    .mark_cut = true,
+};
+
 typedef struct parser {
+    sim_yaml_doc y;
     scenario *s;
-    yaml_document_t *doc;
     const char *text;
     size_t len;
-    char *err;
-    size_t errlen;
 } parser;
 
 static scenario_mark mark_of(const parser *p, const yaml_node_t *n)
@@ -307,104 +241,15 @@ static scenario_mark mark_of(const parser *p, const yaml_node_t *n)
                            (uint32_t)n->start_mark.column + 1};
 }
 
-static int fail(parser *p, const yaml_node_t *n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(parser *p, const yaml_node_t *n, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vreport(p->err, p->errlen, mark_of(p, n), fmt, ap);
-    va_end(ap);
-    return SIM_EFORMAT;
-}
-
-static const char *kind_name(const yaml_node_t *n)
-{
-    switch (n->type) {
-    case YAML_SCALAR_NODE:
-        return "a scalar";
-    case YAML_SEQUENCE_NODE:
-        return "a list";
-    case YAML_MAPPING_NODE:
-        return "a mapping";
-    default:
-        return "nothing";
-    }
-}
-
-static yaml_node_t *node(parser *p, int id)
-{
-    return yaml_document_get_node(p->doc, id);
-}
-
-/* The scalar's text, or an error naming what was expected. */
-static int scalar(parser *p, yaml_node_t *n, const char *what, const char **text)
-{
-    if (n->type != YAML_SCALAR_NODE)
-        return fail(p, n, "expected %s, got %s", what, kind_name(n));
-    *text = (const char *)n->data.scalar.value;
-    if (strlen(*text) != n->data.scalar.length)
-        return fail(p, n, "NUL character in %s", what);
-    return 0;
-}
-
-static int expect(parser *p, yaml_node_t *n, yaml_node_type_t type, const char *what)
-{
-    if (n->type != type)
-        return fail(p, n, "%s: expected %s, got %s", what,
-                    type == YAML_MAPPING_NODE ? "a mapping" : "a list", kind_name(n));
-    return 0;
-}
-
-/*
- * Read mapping `n` against a key table: vals[i] receives the value of
- * keys[i] (NULL when absent), keyn[i] its key node.  Unknown keys are refused
- * with the list of known ones; so are duplicates.
- */
-static int fields(parser *p, yaml_node_t *n, const char *section, const char *const *keys,
-                  size_t nkeys, yaml_node_t **vals, yaml_node_t **keyn)
-{
-    int rc = expect(p, n, YAML_MAPPING_NODE, section);
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < nkeys; i++)
-        vals[i] = keyn[i] = NULL;
-    for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top;
-         pair++) {
-        yaml_node_t *k = node(p, pair->key), *v = node(p, pair->value);
-        const char *name = NULL;
-        if ((rc = scalar(p, k, "a key", &name)))
-            return rc;
-        size_t i = 0;
-        while (i < nkeys && strcmp(keys[i], name) != 0)
-            i++;
-        if (i == nkeys) {
-            fail(p, k, "unknown key \"%s\" in %s; known: ", name, section);
-            append_list(p->err, p->errlen, keys, nkeys);
-            return SIM_EFORMAT;
-        }
-        if (vals[i])
-            return fail(p, k, "duplicate key \"%s\" in %s", name, section);
-        vals[i] = v;
-        keyn[i] = k;
-    }
-    return 0;
-}
-
-static int missing(parser *p, yaml_node_t *map, const char *section, const char *key)
-{
-    return fail(p, map, "%s: missing key \"%s\"", section, key);
-}
-
 static int get_string(parser *p, yaml_node_t *n, const char *what, char **out)
 {
     const char *text = NULL;
-    int rc = scalar(p, n, what, &text);
+    int rc = sim_yaml_scalar(&p->y, n, what, &text);
     if (rc)
         return rc;
     char *copy = sim_strdup(text);
     if (!copy)
-        return nomem(p->err, p->errlen);
+        return sim_yaml_nomem(p->y.err, p->y.errlen);
     sim_free(*out);
     *out = copy;
     return 0;
@@ -414,15 +259,15 @@ static int get_u64(parser *p, yaml_node_t *n, const char *what, uint64_t min, ui
                    uint64_t *out)
 {
     const char *text = NULL;
-    int rc = scalar(p, n, what, &text);
+    int rc = sim_yaml_scalar(&p->y, n, what, &text);
     if (rc)
         return rc;
     uint64_t v;
-    if (!parse_u64(text, &v))
-        return fail(p, n, "%s: expected a whole number, got \"%s\"", what, text);
+    if (!sim_yaml_parse_u64(text, &v))
+        return sim_yaml_fail(&p->y, n, "%s: expected a whole number, got \"%s\"", what, text);
     if (v < min || v > max)
-        return fail(p, n, "%s: %s is out of range (%llu to %llu)", what, text,
-                    (unsigned long long)min, (unsigned long long)max);
+        return sim_yaml_fail(&p->y, n, "%s: %s is out of range (%llu to %llu)", what, text,
+                             (unsigned long long)min, (unsigned long long)max);
     *out = v;
     return 0;
 }
@@ -431,26 +276,28 @@ static int get_duration(parser *p, yaml_node_t *n, const char *what, bool nonzer
                         uint64_t *out)
 {
     const char *text = NULL;
-    int rc = scalar(p, n, what, &text);
+    int rc = sim_yaml_scalar(&p->y, n, what, &text);
     if (rc)
         return rc;
     if (!scenario_parse_duration(text, out))
-        return fail(p, n, "%s: expected a duration such as \"12h\", \"1h30m\", \"90s\", "
-                          "\"250ms\", got \"%s\"", what, text);
+        return sim_yaml_fail(&p->y, n,
+                             "%s: expected a duration such as \"12h\", \"1h30m\", \"90s\", "
+                             "\"250ms\", got \"%s\"", what, text);
     if (nonzero && *out == 0)
-        return fail(p, n, "%s: must be longer than 0", what);
+        return sim_yaml_fail(&p->y, n, "%s: must be longer than 0", what);
     return 0;
 }
 
 static int get_share(parser *p, yaml_node_t *n, const char *what, double *out)
 {
     const char *text = NULL;
-    int rc = scalar(p, n, what, &text);
+    int rc = sim_yaml_scalar(&p->y, n, what, &text);
     if (rc)
         return rc;
     if (!scenario_parse_share(text, out))
-        return fail(p, n, "%s: expected a share such as \"40%%\" or \"12.5%%\" (0%% to "
-                          "100%%), got \"%s\"", what, text);
+        return sim_yaml_fail(&p->y, n,
+                             "%s: expected a share such as \"40%%\" or \"12.5%%\" (0%% to "
+                             "100%%), got \"%s\"", what, text);
     return 0;
 }
 
@@ -458,7 +305,7 @@ static int get_share(parser *p, yaml_node_t *n, const char *what, double *out)
 static int get_time(parser *p, yaml_node_t *n, const char *what, int64_t *out)
 {
     const char *text = NULL;
-    int rc = scalar(p, n, what, &text);
+    int rc = sim_yaml_scalar(&p->y, n, what, &text);
     if (rc)
         return rc;
     uint64_t d;
@@ -472,8 +319,9 @@ static int get_time(parser *p, yaml_node_t *n, const char *what, int64_t *out)
         *out = abs - p->s->start_ms;
         return 0;
     }
-    return fail(p, n, "%s: expected a UTC time such as \"2024-07-19T04:09:00Z\" or an offset "
-                      "from start such as \"+4h9m\", got \"%s\"", what, text);
+    return sim_yaml_fail(&p->y, n,
+                         "%s: expected a UTC time such as \"2024-07-19T04:09:00Z\" or an offset "
+                         "from start such as \"+4h9m\", got \"%s\"", what, text);
 }
 
 static bool valid_name(const char *name)
@@ -504,7 +352,7 @@ static int check_sum(parser *p, yaml_node_t *n, const char *what, const scenario
     for (size_t i = 0; i < names->count; i++)
         sum += names->items[i].share;
     if (fabs(sum * 100.0 - 100.0) > SHARE_TOLERANCE)
-        return fail(p, n, "%s: shares sum to %g%%, not 100%%", what, sum * 100.0);
+        return sim_yaml_fail(&p->y, n, "%s: shares sum to %g%%, not 100%%", what, sum * 100.0);
     return 0;
 }
 
@@ -512,35 +360,36 @@ static int check_sum(parser *p, yaml_node_t *n, const char *what, const scenario
 static int parse_shares(parser *p, yaml_node_t *n, const char *what, size_t max,
                         scenario_names *out)
 {
-    int rc = expect(p, n, YAML_MAPPING_NODE, what);
+    int rc = sim_yaml_expect(&p->y, n, YAML_MAPPING_NODE, what);
     if (rc)
         return rc;
     size_t count = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
     if (count == 0)
-        return fail(p, n, "%s: at least one is needed", what);
+        return sim_yaml_fail(&p->y, n, "%s: at least one is needed", what);
     if (count > max)
-        return fail(p, n, "%s: %zu given, at most %zu", what, count, max);
+        return sim_yaml_fail(&p->y, n, "%s: %zu given, at most %zu", what, count, max);
     names_free(out);
     out->items = sim_calloc(count, sizeof *out->items);
     if (!out->items)
-        return nomem(p->err, p->errlen);
+        return sim_yaml_nomem(p->y.err, p->y.errlen);
     for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top;
          pair++) {
-        yaml_node_t *k = node(p, pair->key), *v = node(p, pair->value);
+        yaml_node_t *k = sim_yaml_node(&p->y, pair->key), *v = sim_yaml_node(&p->y, pair->value);
         const char *name = NULL;
-        if ((rc = scalar(p, k, "a name", &name)))
+        if ((rc = sim_yaml_scalar(&p->y, k, "a name", &name)))
             return rc;
         if (!valid_name(name))
-            return fail(p, k, "%s: \"%s\" is not a usable name (1 to %d characters, no control "
-                              "characters, commas or quotes)", what, name, SCENARIO_NAME_MAX);
+            return sim_yaml_fail(&p->y, k,
+                                 "%s: \"%s\" is not a usable name (1 to %d characters, no control "
+                                 "characters, commas or quotes)", what, name, SCENARIO_NAME_MAX);
         for (size_t i = 0; i < out->count; i++)
             if (strcmp(out->items[i].name, name) == 0)
-                return fail(p, k, "%s: \"%s\" is given twice", what, name);
+                return sim_yaml_fail(&p->y, k, "%s: \"%s\" is given twice", what, name);
         scenario_name *item = &out->items[out->count];
         if ((rc = get_share(p, v, what, &item->share)))
             return rc;
         if (!(item->name = sim_strdup(name)))
-            return nomem(p->err, p->errlen);
+            return sim_yaml_nomem(p->y.err, p->y.errlen);
         item->mark = mark_of(p, k);
         out->count++;
     }
@@ -550,13 +399,13 @@ static int parse_shares(parser *p, yaml_node_t *n, const char *what, size_t max,
 static int parse_tenants(parser *p, yaml_node_t *n)
 {
     scenario *s = p->s;
-    int rc = expect(p, n, YAML_MAPPING_NODE, "fleet.tenants");
+    int rc = sim_yaml_expect(&p->y, n, YAML_MAPPING_NODE, "fleet.tenants");
     if (rc)
         return rc;
     bool generated = false;
     for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top;
          pair++) {
-        yaml_node_t *k = node(p, pair->key);
+        yaml_node_t *k = sim_yaml_node(&p->y, pair->key);
         if (k->type == YAML_SCALAR_NODE && strcmp((char *)k->data.scalar.value, "count") == 0)
             generated = true;
     }
@@ -566,7 +415,7 @@ static int parse_tenants(parser *p, yaml_node_t *n)
 
     static const char *const keys[] = {"count", "zipf"};
     yaml_node_t *v[2], *k[2];
-    if ((rc = fields(p, n, "fleet.tenants", keys, 2, v, k)))
+    if ((rc = sim_yaml_fields(&p->y, n, "fleet.tenants", keys, 2, v, k)))
         return rc;
     uint64_t count;
     if ((rc = get_u64(p, v[0], "fleet.tenants.count", 1, SCENARIO_MAX_TENANTS, &count)))
@@ -574,16 +423,17 @@ static int parse_tenants(parser *p, yaml_node_t *n)
     double zipf = 1.0;
     if (v[1]) {
         const char *text = NULL;
-        if ((rc = scalar(p, v[1], "fleet.tenants.zipf", &text)))
+        if ((rc = sim_yaml_scalar(&p->y, v[1], "fleet.tenants.zipf", &text)))
             return rc;
         if (!parse_decimal(text, &zipf) || zipf > 10.0)
-            return fail(p, v[1], "fleet.tenants.zipf: expected an exponent from 0 to 10 such "
+            return sim_yaml_fail(&p->y, v[1],
+                                 "fleet.tenants.zipf: expected an exponent from 0 to 10 such "
                                  "as \"1.1\", got \"%s\"", text);
     }
     scenario_names *t = &s->attrs[SCENARIO_ATTR_TENANT];
     names_free(t);
     if (!(t->items = sim_calloc((size_t)count, sizeof *t->items)))
-        return nomem(p->err, p->errlen);
+        return sim_yaml_nomem(p->y.err, p->y.errlen);
     int width = snprintf(NULL, 0, "%llu", (unsigned long long)count);
     double sum = 0;
     for (uint64_t i = 0; i < count; i++)
@@ -593,7 +443,7 @@ static int parse_tenants(parser *p, yaml_node_t *n)
         snprintf(name, sizeof name, "tenant-%0*llu", width, (unsigned long long)(i + 1));
         scenario_name *item = &t->items[t->count];
         if (!(item->name = sim_strdup(name)))
-            return nomem(p->err, p->errlen);
+            return sim_yaml_nomem(p->y.err, p->y.errlen);
         item->share = pow((double)(i + 1), -zipf) / sum;
         item->mark = mark_of(p, n);
         t->count++;
@@ -610,22 +460,23 @@ static int parse_fleet(parser *p, yaml_node_t *n)
     enum { SIZE, PROFILES, SENSORS, REGIONS, TENANTS, INVENTORY, NKEYS };
     scenario *s = p->s;
     yaml_node_t *v[NKEYS], *k[NKEYS];
-    int rc = fields(p, n, "fleet", keys, NKEYS, v, k);
+    int rc = sim_yaml_fields(&p->y, n, "fleet", keys, NKEYS, v, k);
     if (rc)
         return rc;
     if (v[INVENTORY]) {
         for (int i = SIZE; i < INVENTORY; i++)
             if (v[i])
-                return fail(p, k[i], "fleet: \"%s\" cannot be given with \"inventory\" (the "
+                return sim_yaml_fail(&p->y, k[i],
+                                     "fleet: \"%s\" cannot be given with \"inventory\" (the "
                                      "inventory lists every endpoint)", keys[i]);
         if ((rc = get_string(p, v[INVENTORY], "fleet.inventory", &s->inventory)))
             return rc;
         if (!*s->inventory)
-            return fail(p, v[INVENTORY], "fleet.inventory: empty path");
+            return sim_yaml_fail(&p->y, v[INVENTORY], "fleet.inventory: empty path");
         s->inventory_mark = mark_of(p, v[INVENTORY]);
         size_t n1 = strlen(s->dir), n2 = strlen(s->inventory);
         if (!(s->inventory_path = sim_malloc(n1 + n2 + 2)))
-            return nomem(p->err, p->errlen);
+            return sim_yaml_nomem(p->y.err, p->y.errlen);
         if (s->inventory[0] == '/')
             memcpy(s->inventory_path, s->inventory, n2 + 1);
         else
@@ -640,12 +491,12 @@ static int parse_fleet(parser *p, yaml_node_t *n)
                   {SENSORS, SCENARIO_ATTR_SENSOR, "fleet.sensors"},
                   {REGIONS, SCENARIO_ATTR_REGION, "fleet.regions"}};
     if (!v[SIZE])
-        return missing(p, n, "fleet", "size (or inventory)");
+        return sim_yaml_missing(&p->y, n, "fleet", "size (or inventory)");
     if ((rc = get_u64(p, v[SIZE], "fleet.size", 1, SCENARIO_MAX_FLEET, &s->fleet_size)))
         return rc;
     for (size_t i = 0; i < 3; i++) {
         if (!v[tables[i].key])
-            return missing(p, n, "fleet", keys[tables[i].key]);
+            return sim_yaml_missing(&p->y, n, "fleet", keys[tables[i].key]);
         if ((rc = parse_shares(p, v[tables[i].key], tables[i].what, SCENARIO_MAX_NAMES,
                                &s->attrs[tables[i].attr])))
             return rc;
@@ -656,7 +507,7 @@ static int parse_fleet(parser *p, yaml_node_t *n)
     scenario_names *t = &s->attrs[SCENARIO_ATTR_TENANT];
     if (!(t->items = sim_calloc(1, sizeof *t->items)) ||
         !(t->items[0].name = sim_strdup("default")))
-        return nomem(p->err, p->errlen);
+        return sim_yaml_nomem(p->y.err, p->y.errlen);
     t->items[0].share = 1.0;
     t->items[0].mark = mark_of(p, n);
     t->count = 1;
@@ -678,36 +529,36 @@ static void content_free(scenario_content_list *list)
 static int parse_content(parser *p, yaml_node_t *n, const char *what, bool on_disk,
                          scenario_content_list *out)
 {
-    int rc = expect(p, n, YAML_SEQUENCE_NODE, what);
+    int rc = sim_yaml_expect(&p->y, n, YAML_SEQUENCE_NODE, what);
     if (rc)
         return rc;
     size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
     if (count == 0)
         return 0;
     if (!(out->items = sim_calloc(count, sizeof *out->items)))
-        return nomem(p->err, p->errlen);
+        return sim_yaml_nomem(p->y.err, p->y.errlen);
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
          it++) {
-        yaml_node_t *e = node(p, *it), *file = e;
+        yaml_node_t *e = sim_yaml_node(&p->y, *it), *file = e;
         scenario_content *c = &out->items[out->count];
         if (e->type == YAML_MAPPING_NODE) {
             static const char *const keys[] = {"file", "installed_at"};
             yaml_node_t *v[2], *k[2];
-            if ((rc = fields(p, e, what, keys, on_disk ? 2 : 1, v, k)))
+            if ((rc = sim_yaml_fields(&p->y, e, what, keys, on_disk ? 2 : 1, v, k)))
                 return rc;
             if (!v[0])
-                return missing(p, e, what, "file");
+                return sim_yaml_missing(&p->y, e, what, "file");
             file = v[0];
             if (v[1] && (rc = get_time(p, v[1], "installed_at", &c->installed_at_ms)))
                 return rc;
         }
         const char *name = NULL;
-        if ((rc = scalar(p, file, "a content file name", &name)))
+        if ((rc = sim_yaml_scalar(&p->y, file, "a content file name", &name)))
             return rc;
         if (!*name)
-            return fail(p, file, "%s: empty file name", what);
+            return sim_yaml_fail(&p->y, file, "%s: empty file name", what);
         if (!(c->file = sim_strdup(name)))
-            return nomem(p->err, p->errlen);
+            return sim_yaml_nomem(p->y.err, p->y.errlen);
         c->mark = mark_of(p, file);
         out->count++;
     }
@@ -719,28 +570,29 @@ static int parse_update(parser *p, yaml_node_t *n)
     static const char *const keys[] = {"content", "image", "release"};
     scenario *s = p->s;
     yaml_node_t *v[3], *k[3];
-    int rc = fields(p, n, "update", keys, 3, v, k);
+    int rc = sim_yaml_fields(&p->y, n, "update", keys, 3, v, k);
     if (rc)
         return rc;
     if (!v[0] && !v[1])
-        return fail(p, n, "update: give its content, its image, or both");
+        return sim_yaml_fail(&p->y, n, "update: give its content, its image, or both");
     if (v[0] && (rc = parse_content(p, v[0], "update.content", false, &s->update_content)))
         return rc;
     if (v[0] && s->update_content.count == 0 && !v[1])
-        return fail(p, v[0], "update.content: empty, and the update has no image");
+        return sim_yaml_fail(&p->y, v[0], "update.content: empty, and the update has no image");
     if (v[1]) {
         if ((rc = get_string(p, v[1], "update.image", &s->update_image)))
             return rc;
         if (!*s->update_image)
-            return fail(p, v[1], "update.image: empty file name");
+            return sim_yaml_fail(&p->y, v[1], "update.image: empty file name");
         s->update_image_mark = mark_of(p, v[1]);
     }
     if (!v[2])
-        return missing(p, n, "update", "release");
+        return sim_yaml_missing(&p->y, n, "update", "release");
     if ((rc = get_time(p, v[2], "update.release", &s->release_ms)))
         return rc;
     if (s->release_ms < 0 || (uint64_t)s->release_ms >= s->duration_ms)
-        return fail(p, v[2], "update.release: must fall within the scenario (from start, "
+        return sim_yaml_fail(&p->y, v[2],
+                             "update.release: must fall within the scenario (from start, "
                              "before start + duration)");
     return 0;
 }
@@ -750,21 +602,21 @@ static int parse_revert(parser *p, yaml_node_t *n)
     static const char *const keys[] = {"content", "at"};
     scenario *s = p->s;
     yaml_node_t *v[2], *k[2];
-    int rc = fields(p, n, "revert", keys, 2, v, k);
+    int rc = sim_yaml_fields(&p->y, n, "revert", keys, 2, v, k);
     if (rc)
         return rc;
     if (!v[0])
-        return missing(p, n, "revert", "content");
+        return sim_yaml_missing(&p->y, n, "revert", "content");
     if (!v[1])
-        return missing(p, n, "revert", "at");
+        return sim_yaml_missing(&p->y, n, "revert", "at");
     if ((rc = parse_content(p, v[0], "revert.content", false, &s->revert_content)))
         return rc;
     if (s->revert_content.count == 0)
-        return fail(p, v[0], "revert.content: empty");
+        return sim_yaml_fail(&p->y, v[0], "revert.content: empty");
     if ((rc = get_time(p, v[1], "revert.at", &s->revert_ms)))
         return rc;
     if (s->revert_ms <= s->release_ms)
-        return fail(p, v[1], "revert.at: must come after update.release");
+        return sim_yaml_fail(&p->y, v[1], "revert.at: must come after update.release");
     s->has_revert = true;
     return 0;
 }
@@ -773,15 +625,15 @@ static int parse_known_bad(parser *p, yaml_node_t *n)
 {
     static const char *const keys[] = {"at"};
     yaml_node_t *v[1], *k[1];
-    int rc = fields(p, n, "known_bad", keys, 1, v, k);
+    int rc = sim_yaml_fields(&p->y, n, "known_bad", keys, 1, v, k);
     if (rc)
         return rc;
     if (!v[0])
-        return missing(p, n, "known_bad", "at");
+        return sim_yaml_missing(&p->y, n, "known_bad", "at");
     if ((rc = get_time(p, v[0], "known_bad.at", &p->s->known_bad_ms)))
         return rc;
     if (p->s->known_bad_ms < p->s->release_ms)
-        return fail(p, v[0], "known_bad.at: must not come before update.release");
+        return sim_yaml_fail(&p->y, v[0], "known_bad.at: must not come before update.release");
     p->s->has_known_bad = true;
     return 0;
 }
@@ -796,21 +648,21 @@ static int parse_dist(parser *p, yaml_node_t *n, const char *what, scenario_dist
     }
     static const char *const keys[] = {"min", "max", "median", "p95"};
     yaml_node_t *v[4], *k[4];
-    int rc = fields(p, n, what, keys, 4, v, k);
+    int rc = sim_yaml_fields(&p->y, n, what, keys, 4, v, k);
     if (rc)
         return rc;
     bool uniform = v[0] || v[1], lognormal = v[2] || v[3];
     if (uniform == lognormal)
-        return fail(p, n, "%s: give either {min, max} or {median, p95}", what);
+        return sim_yaml_fail(&p->y, n, "%s: give either {min, max} or {median, p95}", what);
     int a = uniform ? 0 : 2;
     if (!v[a] || !v[a + 1])
-        return missing(p, n, what, keys[v[a] ? a + 1 : a]);
+        return sim_yaml_missing(&p->y, n, what, keys[v[a] ? a + 1 : a]);
     if ((rc = get_duration(p, v[a], what, !uniform, &out->a_ms)) ||
         (rc = get_duration(p, v[a + 1], what, !uniform, &out->b_ms)))
         return rc;
     if (uniform ? out->b_ms < out->a_ms : out->b_ms <= out->a_ms)
-        return fail(p, v[a + 1], "%s: %s must be %s %s", what, keys[a + 1],
-                    uniform ? "at least" : "more than", keys[a]);
+        return sim_yaml_fail(&p->y, v[a + 1], "%s: %s must be %s %s", what, keys[a + 1],
+                             uniform ? "at least" : "more than", keys[a]);
     out->kind = uniform ? SCENARIO_DIST_UNIFORM : SCENARIO_DIST_LOGNORMAL;
     return 0;
 }
@@ -828,13 +680,15 @@ static int parse_curve(parser *p, yaml_node_t *n, const char *what, float curve[
         return 0;
     }
     if (n->type != YAML_SEQUENCE_NODE)
-        return fail(p, n, "%s: expected a share or a list of 24 (one per UTC hour), got %s",
-                    what, kind_name(n));
+        return sim_yaml_fail(&p->y, n,
+                             "%s: expected a share or a list of 24 (one per UTC hour), got %s",
+                             what, sim_yaml_kind_name(n));
     size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
     if (count != 24)
-        return fail(p, n, "%s: expected 24 shares (UTC hours 0 to 23), got %zu", what, count);
+        return sim_yaml_fail(&p->y, n, "%s: expected 24 shares (UTC hours 0 to 23), got %zu", what,
+                             count);
     for (size_t h = 0; h < 24; h++) {
-        if ((rc = get_share(p, node(p, n->data.sequence.items.start[h]), what, &v)))
+        if ((rc = get_share(p, sim_yaml_node(&p->y, n->data.sequence.items.start[h]), what, &v)))
             return rc;
         curve[h] = (float)v;
     }
@@ -844,22 +698,22 @@ static int parse_curve(parser *p, yaml_node_t *n, const char *what, float curve[
 static int parse_online(parser *p, yaml_node_t *n)
 {
     scenario *s = p->s;
-    int rc = expect(p, n, YAML_MAPPING_NODE, "connectivity.online");
+    int rc = sim_yaml_expect(&p->y, n, YAML_MAPPING_NODE, "connectivity.online");
     if (rc)
         return rc;
     size_t count = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
     if (!(s->online_names.items = sim_calloc(count, sizeof *s->online_names.items)) ||
         !(s->online_given = sim_calloc(count, sizeof *s->online_given)))
-        return nomem(p->err, p->errlen);
+        return sim_yaml_nomem(p->y.err, p->y.errlen);
     for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top;
          pair++) {
-        yaml_node_t *k = node(p, pair->key), *v = node(p, pair->value);
+        yaml_node_t *k = sim_yaml_node(&p->y, pair->key), *v = sim_yaml_node(&p->y, pair->value);
         const char *name = NULL;
-        if ((rc = scalar(p, k, "a region", &name)))
+        if ((rc = sim_yaml_scalar(&p->y, k, "a region", &name)))
             return rc;
         if (strcmp(name, "default") == 0) {
             if (s->has_online_default)
-                return fail(p, k, "connectivity.online: \"default\" is given twice");
+                return sim_yaml_fail(&p->y, k, "connectivity.online: \"default\" is given twice");
             if ((rc = parse_curve(p, v, "connectivity.online.default", s->online_default)))
                 return rc;
             s->has_online_default = true;
@@ -867,12 +721,12 @@ static int parse_online(parser *p, yaml_node_t *n)
         }
         for (size_t i = 0; i < s->online_names.count; i++)
             if (strcmp(s->online_names.items[i].name, name) == 0)
-                return fail(p, k, "connectivity.online: \"%s\" is given twice", name);
+                return sim_yaml_fail(&p->y, k, "connectivity.online: \"%s\" is given twice", name);
         size_t i = s->online_names.count;
         if ((rc = parse_curve(p, v, "connectivity.online", s->online_given[i])))
             return rc;
         if (!(s->online_names.items[i].name = sim_strdup(name)))
-            return nomem(p->err, p->errlen);
+            return sim_yaml_nomem(p->y.err, p->y.errlen);
         s->online_names.items[i].mark = mark_of(p, k);
         s->online_names.count++;
     }
@@ -884,7 +738,7 @@ static int parse_connectivity(parser *p, yaml_node_t *n)
     static const char *const keys[] = {"checkin", "online", "boot_to_network", "boot_time"};
     scenario *s = p->s;
     yaml_node_t *v[4], *k[4];
-    int rc = fields(p, n, "connectivity", keys, 4, v, k);
+    int rc = sim_yaml_fields(&p->y, n, "connectivity", keys, 4, v, k);
     if (rc)
         return rc;
     if (v[0] && v[0]->type == YAML_SCALAR_NODE) {
@@ -895,10 +749,10 @@ static int parse_connectivity(parser *p, yaml_node_t *n)
     } else if (v[0]) {
         static const char *const ckeys[] = {"interval", "jitter"};
         yaml_node_t *cv[2], *ck[2];
-        if ((rc = fields(p, v[0], "connectivity.checkin", ckeys, 2, cv, ck)))
+        if ((rc = sim_yaml_fields(&p->y, v[0], "connectivity.checkin", ckeys, 2, cv, ck)))
             return rc;
         if (!cv[0])
-            return missing(p, v[0], "connectivity.checkin", "interval");
+            return sim_yaml_missing(&p->y, v[0], "connectivity.checkin", "interval");
         if ((rc = get_duration(p, cv[0], "connectivity.checkin.interval", true,
                                &s->checkin_interval_ms)))
             return rc;
@@ -923,13 +777,13 @@ static int parse_repair(parser *p, yaml_node_t *n)
 {
     static const char *const keys[] = {"after", "share"};
     yaml_node_t *v[2], *k[2];
-    int rc = fields(p, n, "repair", keys, 2, v, k);
+    int rc = sim_yaml_fields(&p->y, n, "repair", keys, 2, v, k);
     if (rc)
         return rc;
     if (!v[0])
-        return missing(p, n, "repair", "after");
+        return sim_yaml_missing(&p->y, n, "repair", "after");
     if (!v[1])
-        return missing(p, n, "repair", "share");
+        return sim_yaml_missing(&p->y, n, "repair", "share");
     if ((rc = get_duration(p, v[0], "repair.after", true, &p->s->repair_after_ms)) ||
         (rc = get_share(p, v[1], "repair.share", &p->s->repair_share)))
         return rc;
@@ -959,7 +813,7 @@ static int keep_rollout(parser *p, yaml_node_t *key, yaml_node_t *value)
     if (first == 0)
         begin = 0;
     if (!(p->s->rollout_text = sim_malloc(end - begin + 1)))
-        return nomem(p->err, p->errlen);
+        return sim_yaml_nomem(p->y.err, p->y.errlen);
     memcpy(p->s->rollout_text, p->text + begin, end - begin);
     p->s->rollout_text[end - begin] = '\0';
     p->s->rollout_line = (uint32_t)first + 1;
@@ -976,18 +830,18 @@ static int parse_root(parser *p, yaml_node_t *root)
            REVERT, KNOWN_BAD, CONNECTIVITY, REPAIR, ROLLOUT, NKEYS };
     scenario *s = p->s;
     yaml_node_t *v[NKEYS], *k[NKEYS];
-    int rc = fields(p, root, "the scenario", keys, NKEYS, v, k);
+    int rc = sim_yaml_fields(&p->y, root, "the scenario", keys, NKEYS, v, k);
     if (rc)
         return rc;
     /* Required keys are checked in the order they are read, so errors come
      * in the order of the file when it is written in the usual order. */
-#define NEED(key) if (!v[key]) return missing(p, root, "the scenario", keys[key])
+#define NEED(key) if (!v[key]) return sim_yaml_missing(&p->y, root, "the scenario", keys[key])
     const char *start;
     NEED(NAME);
     if ((rc = get_string(p, v[NAME], "name", &s->name)))
         return rc;
     if (!*s->name)
-        return fail(p, v[NAME], "name: empty");
+        return sim_yaml_fail(&p->y, v[NAME], "name: empty");
     if (v[DESCRIPTION] && (rc = get_string(p, v[DESCRIPTION], "description", &s->description)))
         return rc;
     NEED(SEED);
@@ -997,11 +851,12 @@ static int parse_root(parser *p, yaml_node_t *root)
     if ((rc = get_duration(p, v[DURATION], "duration", true, &s->duration_ms)))
         return rc;
     NEED(START);
-    if ((rc = scalar(p, v[START], "start", &start)))
+    if ((rc = sim_yaml_scalar(&p->y, v[START], "start", &start)))
         return rc;
     if (!scenario_parse_time(start, &s->start_ms))
-        return fail(p, v[START], "start: expected a UTC time such as \"2024-07-19T00:00:00Z\", "
-                                 "got \"%s\"", start);
+        return sim_yaml_fail(&p->y, v[START],
+                             "start: expected a UTC time such as \"2024-07-19T00:00:00Z\", "
+                             "got \"%s\"", start);
     NEED(FLEET);
     if ((rc = parse_fleet(p, v[FLEET])))
         return rc;
@@ -1055,7 +910,7 @@ static int finish(scenario *s, char *err, size_t errlen)
     }
     sim_free(s->online);
     if (!(s->online = sim_calloc(regions->count, sizeof *s->online)))
-        return nomem(err, errlen);
+        return sim_yaml_nomem(err, errlen);
     for (size_t r = 0; r < regions->count; r++) {
         const float *curve = NULL;
         for (size_t i = 0; i < s->online_names.count && !curve; i++)
@@ -1104,7 +959,7 @@ static int read_all(const char *path, char **text, size_t *len, char *err, size_
             if (!grown) {
                 sim_free(buf);
                 fclose(f);
-                return nomem(err, errlen);
+                return sim_yaml_nomem(err, errlen);
             }
             buf = grown;
             cap = ncap;
@@ -1154,29 +1009,29 @@ int scenario_parse(const char *text, size_t len, const char *path, unsigned flag
     err[0] = '\0';
     scenario *s = sim_calloc(1, sizeof *s);
     if (!s)
-        return nomem(err, errlen);
+        return sim_yaml_nomem(err, errlen);
     s->boot_to_network = (scenario_dist){SCENARIO_DIST_FIXED, 30000, 0};
     s->checkin_interval_ms = 10 * 60000;
     if (!(s->path = sim_strdup(path)) || !(s->dir = dir_of(path)) ||
         !(s->description = sim_strdup("")) || !(s->install_dir = sim_strdup(""))) {
         scenario_destroy(s);
-        return nomem(err, errlen);
+        return sim_yaml_nomem(err, errlen);
     }
 
     yaml_parser_t yp;
     yaml_document_t doc;
     if (!yaml_parser_initialize(&yp)) {
         scenario_destroy(s);
-        return nomem(err, errlen);
+        return sim_yaml_nomem(err, errlen);
     }
     yaml_parser_set_input_string(&yp, (const unsigned char *)(text ? text : ""), len);
-    parser p = {s, &doc, text ? text : "", len, err, errlen};
+    parser p = {{s->path, &doc, err, errlen, &wording}, s, text ? text : "", len};
     int rc = 0;
     if (!yaml_parser_load(&yp, &doc)) {
         scenario_mark m = {path, (uint32_t)yp.problem_mark.line + 1,
                            (uint32_t)yp.problem_mark.column + 1};
         rc = yp.error == YAML_MEMORY_ERROR
-                 ? nomem(err, errlen)
+                 ? sim_yaml_nomem(err, errlen)
                  : report(err, errlen, m, "%s%s%s", yp.problem ? yp.problem : "malformed YAML",
                           yp.context ? " " : "", yp.context ? yp.context : "");
         yaml_parser_delete(&yp);
@@ -1187,7 +1042,8 @@ int scenario_parse(const char *text, size_t len, const char *path, unsigned flag
     if (!root) {
         rc = report(err, errlen, (scenario_mark){path, 1, 1}, "empty scenario");
     } else if (root->type != YAML_MAPPING_NODE) {
-        rc = fail(&p, root, "the scenario: expected a mapping of keys, got %s", kind_name(root));
+        rc = sim_yaml_fail(&p.y, root, "the scenario: expected a mapping of keys, got %s",
+                           sim_yaml_kind_name(root));
     } else {
         rc = parse_root(&p, root);
     }
@@ -1201,7 +1057,7 @@ int scenario_parse(const char *text, size_t len, const char *path, unsigned flag
         } else {
             yaml_node_t *second = yaml_document_get_root_node(&doc);
             if (second)
-                rc = fail(&p, second, "only one YAML document is allowed in a scenario");
+                rc = sim_yaml_fail(&p.y, second, "only one YAML document is allowed in a scenario");
             yaml_document_delete(&doc);
         }
     }
@@ -1406,7 +1262,7 @@ static int check_unique_ids(scenario *s, uint32_t *lines, char *err, size_t errl
 {
     id_ref *refs = sim_malloc((size_t)s->fleet_size * sizeof *refs);
     if (!refs)
-        return nomem(err, errlen);
+        return sim_yaml_nomem(err, errlen);
     for (uint64_t i = 0; i < s->fleet_size; i++)
         refs[i] = (id_ref){s->rows[i].id_offset, lines[i]};
     ids_base = s->inventory_ids; /* qsort has no context argument in C11 */
@@ -1441,7 +1297,7 @@ static int parse_header(scenario *s, char *line, int map[NCOLS], char *err, size
             c++;
         if (c == NCOLS) {
             report(err, errlen, m, "unknown column \"%s\"; known: ", f[i]);
-            append_list(err, errlen, csv_columns, NCOLS);
+            sim_yaml_append_list(err, errlen, csv_columns, NCOLS, true);
             return SIM_EFORMAT;
         }
         if (map[c] >= 0)
@@ -1484,11 +1340,11 @@ static int add_row(csv_state *st, char *line, uint32_t lineno, const int map[NCO
         size_t cap = st->rows_cap ? st->rows_cap * 2 : 256;
         scenario_row *rows = sim_realloc(s->rows, cap * sizeof *rows);
         if (!rows)
-            return nomem(err, errlen);
+            return sim_yaml_nomem(err, errlen);
         s->rows = rows;
         uint32_t *lines = sim_realloc(st->lines, cap * sizeof *lines);
         if (!lines)
-            return nomem(err, errlen);
+            return sim_yaml_nomem(err, errlen);
         st->lines = lines;
         st->rows_cap = cap;
     }
@@ -1516,7 +1372,7 @@ static int add_row(csv_state *st, char *line, uint32_t lineno, const int map[NCO
                     cap *= 2;
                 char *ids = sim_realloc(s->inventory_ids, cap);
                 if (!ids)
-                    return nomem(err, errlen);
+                    return sim_yaml_nomem(err, errlen);
                 s->inventory_ids = ids;
                 st->ids_cap = cap;
             }
@@ -1529,7 +1385,7 @@ static int add_row(csv_state *st, char *line, uint32_t lineno, const int map[NCO
         scenario_attr a = (scenario_attr)(c - 1);
         int64_t i = intern_name(&st->tables[a], v, len, m);
         if (i == SIM_ENOMEM)
-            return nomem(err, errlen);
+            return sim_yaml_nomem(err, errlen);
         if (i < 0)
             return report(err, errlen, m, "more than %zu distinct %ss", st->tables[a].max,
                           scenario_attr_name(a));
@@ -1590,7 +1446,7 @@ int scenario_load_inventory(scenario *s, const char *csv, size_t len, char *err,
     err[0] = '\0';
     char *text = sim_malloc(len + 1);
     if (!text)
-        return nomem(err, errlen);
+        return sim_yaml_nomem(err, errlen);
     if (len)
         memcpy(text, csv, len);
     text[len] = '\0';
@@ -1656,7 +1512,7 @@ static int check_names(const scenario_names *names, const char *what,
                names->items[i].name);
         if (nknown == 0)
             snprintf(err + strlen(err), errlen - strlen(err), "(none)");
-        append_list(err, errlen, known, nknown);
+        sim_yaml_append_list(err, errlen, known, nknown, true);
         return SIM_EFORMAT;
     }
     return 0;
@@ -1690,7 +1546,7 @@ static int find_in(const char *dir, const scenario_content *c, char **found, cha
     size_t n = (dir ? strlen(dir) + 1 : 0) + strlen(c->file) + 1;
     char *path = sim_malloc(n);
     if (!path)
-        return nomem(err, errlen);
+        return sim_yaml_nomem(err, errlen);
     snprintf(path, n, "%s%s%s", dir ? dir : "", dir ? "/" : "", c->file);
     if (!strpbrk(c->file, "*?[")) {
         if (is_file(path)) {
@@ -1706,16 +1562,16 @@ static int find_in(const char *dir, const scenario_content *c, char **found, cha
     if (grc == GLOB_NOMATCH)
         return 1;
     if (grc != 0)
-        return grc == GLOB_NOSPACE ? nomem(err, errlen)
+        return grc == GLOB_NOSPACE ? sim_yaml_nomem(err, errlen)
                                    : report(err, errlen, c->mark, "cannot search for \"%s\"",
                                             c->file);
     int rc;
     if (g.gl_pathc == 1) {
-        rc = (*found = sim_strdup(g.gl_pathv[0])) ? 0 : nomem(err, errlen);
+        rc = (*found = sim_strdup(g.gl_pathv[0])) ? 0 : sim_yaml_nomem(err, errlen);
     } else {
         report(err, errlen, c->mark, "content \"%s\" matches %zu files, not one: ", c->file,
                (size_t)g.gl_pathc);
-        append_list(err, errlen, (const char *const *)g.gl_pathv, g.gl_pathc);
+        sim_yaml_append_list(err, errlen, (const char *const *)g.gl_pathv, g.gl_pathc, true);
         rc = SIM_EFORMAT;
     }
     globfree(&g);
@@ -1771,7 +1627,7 @@ int scenario_override(scenario *s, const char *key, const char *value, char *err
                                   "cannot be changed", s->inventory);
             return SIM_EINVAL;
         }
-        if (!parse_u64(value, &v) || v < 1 || v > SCENARIO_MAX_FLEET) {
+        if (!sim_yaml_parse_u64(value, &v) || v < 1 || v > SCENARIO_MAX_FLEET) {
             snprintf(err, errlen, "--fleet-size: expected a whole number from 1 to %u, got "
                                   "\"%s\"", SCENARIO_MAX_FLEET, value);
             return SIM_EINVAL;
@@ -1780,7 +1636,7 @@ int scenario_override(scenario *s, const char *key, const char *value, char *err
         return 0;
     }
     if (strcmp(key, "seed") == 0) {
-        if (!parse_u64(value, &v)) {
+        if (!sim_yaml_parse_u64(value, &v)) {
             snprintf(err, errlen, "--seed: expected a whole number (decimal or 0x hex) that "
                                   "fits in 64 bits, got \"%s\"", value);
             return SIM_EINVAL;

@@ -5,8 +5,9 @@
  * extend"): sim/profiles/ holds one YAML file per Windows build, and a user
  * adds a build by adding a file.  This file reads them — libyaml loads a
  * node tree with line and column marks, and a fixed schema walks it, each
- * mapping through one helper (fields) that refuses unknown and duplicate
- * keys, so a mistake is reported as "path:line:column: what is wrong" —
+ * mapping through one helper (sim_yaml_fields, in yamldoc.c, which the
+ * scenario loader shares) that refuses unknown and duplicate keys, so a
+ * mistake is reported as "path:line:column: what is wrong" —
  * and draws each endpoint's own OS event stream from a profile's events
  * (sim_profile_events: jittered by the endpoint's seed, allocation-free,
  * because it runs on the hot path).
@@ -25,7 +26,6 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +36,7 @@
 #include "profile-internal.h"
 #include "sim-internal.h"
 #include "sim.h"
+#include "yamldoc.h"
 
 #define MIB (1024ull * 1024ull)
 #define KERNEL_HALF 0xFFFF800000000000ull
@@ -108,187 +109,23 @@ bool sim_profile_offset(const sim_profile *profile, const char *name,
     return false;
 }
 
-/* ---- messages ------------------------------------------------------------ */
+/* ---- the node walker (sim/yamldoc.c) ------------------------------------ */
 
-static int nomem(char *err, size_t errlen)
-{
-    if (err && errlen)
-        snprintf(err, errlen, "out of memory");
-    return SIM_ENOMEM;
-}
-
-/* "path:line:column: " then the message; line and column are 1-based. */
-static int vreport(char *err, size_t errlen, const char *path, size_t line,
-                   size_t column, const char *fmt, va_list ap)
-{
-    if (!err || errlen == 0)
-        return SIM_EFORMAT;
-    int n = snprintf(err, errlen, "%s:%zu:%zu: ", path, line, column);
-    if (n >= 0 && (size_t)n < errlen)
-        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-    return SIM_EFORMAT;
-}
-
-static int report(char *err, size_t errlen, const char *path, size_t line, size_t column,
-                  const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-static int report(char *err, size_t errlen, const char *path, size_t line, size_t column,
-                  const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vreport(err, errlen, path, line, column, fmt, ap);
-    va_end(ap);
-    return SIM_EFORMAT;
-}
-
-/* Append "a, b, c" to err, as much as fits. */
-static void append_list(char *err, size_t errlen, const char *const *names, size_t n)
-{
-    size_t len = strlen(err);
-    for (size_t i = 0; i < n && len + 1 < errlen; i++) {
-        int w = snprintf(err + len, errlen - len, "%s%s", i ? ", " : "", names[i]);
-        if (w < 0)
-            break;
-        len += (size_t)w;
-    }
-}
-
-/* ---- the node walker ----------------------------------------------------- */
+/* Every message names the field first: "version.build: ...". */
+static const sim_yaml_wording wording = {
+    .not_scalar = "%s: expected a scalar, got %s",
+    .nul_in_scalar = "%s: NUL character in the value",
+    .unknown_key = "unknown key \"%.64s\" in %s; known: ",
+    .duplicate_key = "%s: key \"%s\" is given twice",
+    .mark_cut = false,
+};
 
 typedef struct parser {
-    const char *path;
-    yaml_document_t *doc;
+    sim_yaml_doc y;
     sim_profile *pr;
-    char *err;
-    size_t errlen;
 } parser;
 
-static int fail(parser *p, const yaml_node_t *n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(parser *p, const yaml_node_t *n, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vreport(p->err, p->errlen, p->path, n->start_mark.line + 1, n->start_mark.column + 1,
-            fmt, ap);
-    va_end(ap);
-    return SIM_EFORMAT;
-}
-
-static const char *kind_name(const yaml_node_t *n)
-{
-    switch (n->type) {
-    case YAML_SCALAR_NODE:
-        return "a scalar";
-    case YAML_SEQUENCE_NODE:
-        return "a list";
-    case YAML_MAPPING_NODE:
-        return "a mapping";
-    default:
-        return "nothing";
-    }
-}
-
-static yaml_node_t *node(parser *p, int id)
-{
-    return yaml_document_get_node(p->doc, id);
-}
-
-/* The scalar's text, or an error naming what was expected. */
-static int scalar(parser *p, yaml_node_t *n, const char *what, const char **text)
-{
-    if (n->type != YAML_SCALAR_NODE)
-        return fail(p, n, "%s: expected a scalar, got %s", what, kind_name(n));
-    *text = (const char *)n->data.scalar.value;
-    if (strlen(*text) != n->data.scalar.length)
-        return fail(p, n, "%s: NUL character in the value", what);
-    return 0;
-}
-
-static int expect(parser *p, yaml_node_t *n, yaml_node_type_t type, const char *what)
-{
-    if (n->type != type)
-        return fail(p, n, "%s: expected %s, got %s", what,
-                    type == YAML_MAPPING_NODE ? "a mapping" : "a list", kind_name(n));
-    return 0;
-}
-
-/*
- * Read mapping `n` against a key table: vals[i] receives the value of
- * keys[i] (NULL when absent).  Unknown keys are refused with the list of
- * known ones; so are duplicates.
- */
-static int fields(parser *p, yaml_node_t *n, const char *section, const char *const *keys,
-                  size_t nkeys, yaml_node_t **vals)
-{
-    int rc = expect(p, n, YAML_MAPPING_NODE, section);
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < nkeys; i++)
-        vals[i] = NULL;
-    for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top;
-         pair++) {
-        yaml_node_t *k = node(p, pair->key), *v = node(p, pair->value);
-        const char *name;
-        if (!k || !v)
-            return fail(p, n, "%s: malformed mapping", section);
-        if ((rc = scalar(p, k, "a key", &name)))
-            return rc;
-        size_t i = 0;
-        while (i < nkeys && strcmp(keys[i], name) != 0)
-            i++;
-        if (i == nkeys) {
-            fail(p, k, "unknown key \"%.64s\" in %s; known: ", name, section);
-            append_list(p->err, p->errlen, keys, nkeys);
-            return SIM_EFORMAT;
-        }
-        if (vals[i])
-            return fail(p, k, "%s: key \"%s\" is given twice", section, name);
-        vals[i] = v;
-    }
-    return 0;
-}
-
-static int missing(parser *p, yaml_node_t *map, const char *section, const char *key)
-{
-    return fail(p, map, "%s: missing key \"%s\"", section, key);
-}
-
 /* ---- the strict value syntaxes --------------------------------------------- */
-
-/* A whole number: decimal digits only, or 0x and hex digits; nothing else. */
-static bool parse_u64(const char *text, uint64_t *out)
-{
-    uint64_t v = 0;
-    const char *s = text;
-
-    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-        s += 2;
-        if (!*s)
-            return false;
-        for (; *s; s++) {
-            int d = isdigit((unsigned char)*s) ? *s - '0'
-                    : isxdigit((unsigned char)*s) ? tolower((unsigned char)*s) - 'a' + 10
-                                                  : -1;
-            if (d < 0 || v >> 60)
-                return false;
-            v = v << 4 | (uint64_t)d;
-        }
-    } else {
-        if (!*s)
-            return false;
-        for (; *s; s++) {
-            if (!isdigit((unsigned char)*s))
-                return false;
-            unsigned d = (unsigned)(*s - '0');
-            if (v > (UINT64_MAX - d) / 10)
-                return false;
-            v = v * 10 + d;
-        }
-    }
-    *out = v;
-    return true;
-}
 
 /*
  * A time in milliseconds: a whole number (ms), or a decimal with a unit —
@@ -338,15 +175,15 @@ static int get_u64(parser *p, yaml_node_t *n, const char *what, uint64_t lo, uin
                    uint64_t *out)
 {
     const char *text;
-    int rc = scalar(p, n, what, &text);
+    int rc = sim_yaml_scalar(&p->y, n, what, &text);
     if (rc)
         return rc;
-    if (!parse_u64(text, out))
-        return fail(p, n, "%s: \"%.40s\" is not a whole number (decimal or 0x hex)", what,
-                    text);
+    if (!sim_yaml_parse_u64(text, out))
+        return sim_yaml_fail(&p->y, n, "%s: \"%.40s\" is not a whole number (decimal or 0x hex)",
+                             what, text);
     if (*out < lo || *out > hi)
-        return fail(p, n, "%s: %s is out of range (%llu to %llu)", what, text,
-                    (unsigned long long)lo, (unsigned long long)hi);
+        return sim_yaml_fail(&p->y, n, "%s: %s is out of range (%llu to %llu)", what, text,
+                             (unsigned long long)lo, (unsigned long long)hi);
     return 0;
 }
 
@@ -363,23 +200,23 @@ static int get_u32(parser *p, yaml_node_t *n, const char *what, uint32_t lo, uin
 static int get_ms(parser *p, yaml_node_t *n, const char *what, uint64_t max, uint64_t *out)
 {
     const char *text;
-    int rc = scalar(p, n, what, &text);
+    int rc = sim_yaml_scalar(&p->y, n, what, &text);
     if (rc)
         return rc;
     if (!parse_ms(text, out))
-        return fail(p, n,
-                    "%s: \"%.40s\" is not a time (a number of ms, or e.g. 1500ms, 4.2s, 2m)",
-                    what, text);
+        return sim_yaml_fail(
+            &p->y, n, "%s: \"%.40s\" is not a time (a number of ms, or e.g. 1500ms, 4.2s, 2m)",
+            what, text);
     if (*out > max)
-        return fail(p, n, "%s: %s is more than %llu ms", what, text,
-                    (unsigned long long)max);
+        return sim_yaml_fail(&p->y, n, "%s: %s is more than %llu ms", what, text,
+                             (unsigned long long)max);
     return 0;
 }
 
 static int get_bool(parser *p, yaml_node_t *n, const char *what, bool *out)
 {
     const char *text;
-    int rc = scalar(p, n, what, &text);
+    int rc = sim_yaml_scalar(&p->y, n, what, &text);
     if (rc)
         return rc;
     if (strcmp(text, "true") == 0)
@@ -387,7 +224,7 @@ static int get_bool(parser *p, yaml_node_t *n, const char *what, bool *out)
     else if (strcmp(text, "false") == 0)
         *out = false;
     else
-        return fail(p, n, "%s: expected true or false, got \"%.40s\"", what, text);
+        return sim_yaml_fail(&p->y, n, "%s: expected true or false, got \"%.40s\"", what, text);
     return 0;
 }
 
@@ -396,7 +233,7 @@ static int get_enum(parser *p, yaml_node_t *n, const char *what, const char *con
                     size_t count, size_t *out)
 {
     const char *text;
-    int rc = scalar(p, n, what, &text);
+    int rc = sim_yaml_scalar(&p->y, n, what, &text);
     if (rc)
         return rc;
     for (size_t i = 0; i < count; i++)
@@ -404,8 +241,8 @@ static int get_enum(parser *p, yaml_node_t *n, const char *what, const char *con
             *out = i;
             return 0;
         }
-    fail(p, n, "%s: unknown value \"%.40s\"; known: ", what, text);
-    append_list(p->err, p->errlen, names, count);
+    sim_yaml_fail(&p->y, n, "%s: unknown value \"%.40s\"; known: ", what, text);
+    sim_yaml_append_list(p->y.err, p->y.errlen, names, count, false);
     return SIM_EFORMAT;
 }
 
@@ -413,17 +250,18 @@ static int get_enum(parser *p, yaml_node_t *n, const char *what, const char *con
 static int get_text(parser *p, yaml_node_t *n, const char *what, size_t size,
                     const char **out)
 {
-    int rc = scalar(p, n, what, out);
+    int rc = sim_yaml_scalar(&p->y, n, what, out);
     if (rc)
         return rc;
     size_t len = strlen(*out);
     if (len == 0)
-        return fail(p, n, "%s: must not be empty", what);
+        return sim_yaml_fail(&p->y, n, "%s: must not be empty", what);
     if (len >= size)
-        return fail(p, n, "%s: %zu bytes long, at most %zu allowed", what, len, size - 1);
+        return sim_yaml_fail(&p->y, n, "%s: %zu bytes long, at most %zu allowed", what, len,
+                             size - 1);
     for (const unsigned char *s = (const unsigned char *)*out; *s; s++)
         if (*s < 0x20 || *s == 0x7F)
-            return fail(p, n, "%s: control character in the value", what);
+            return sim_yaml_fail(&p->y, n, "%s: control character in the value", what);
     return 0;
 }
 
@@ -436,8 +274,8 @@ static int get_word(parser *p, yaml_node_t *n, const char *what, size_t size,
         return rc;
     for (const char *s = *out; *s; s++)
         if (!isalnum((unsigned char)*s) && !strchr(allowed, *s))
-            return fail(p, n, "%s: \"%.64s\" may hold only letters, digits and \"%s\"",
-                        what, *out, allowed);
+            return sim_yaml_fail(&p->y, n, "%s: \"%.64s\" may hold only letters, digits and \"%s\"",
+                                 what, *out, allowed);
     return 0;
 }
 
@@ -448,10 +286,10 @@ static int parse_version(parser *p, yaml_node_t *n)
     static const char *const keys[] = {"major", "minor", "build", "ubr"};
     yaml_node_t *v[4];
     sim_profile *pr = p->pr;
-    int rc = fields(p, n, "version", keys, 4, v);
+    int rc = sim_yaml_fields(&p->y, n, "version", keys, 4, v, NULL);
     for (size_t i = 0; rc == 0 && i < 4; i++)
         if (!v[i])
-            rc = missing(p, n, "version", keys[i]);
+            rc = sim_yaml_missing(&p->y, n, "version", keys[i]);
     if (rc == 0)
         rc = get_u32(p, v[0], "version.major", 5, 255, &pr->major);
     if (rc == 0)
@@ -468,7 +306,7 @@ static int parse_service_pack(parser *p, yaml_node_t *n)
     static const char *const keys[] = {"major", "minor"};
     yaml_node_t *v[2];
     uint32_t x;
-    int rc = fields(p, n, "service_pack", keys, 2, v);
+    int rc = sim_yaml_fields(&p->y, n, "service_pack", keys, 2, v, NULL);
     if (rc == 0 && v[0] && (rc = get_u32(p, v[0], "service_pack.major", 0, 255, &x)) == 0)
         p->pr->sp_major = (uint16_t)x;
     if (rc == 0 && v[1] && (rc = get_u32(p, v[1], "service_pack.minor", 0, 255, &x)) == 0)
@@ -482,10 +320,10 @@ static int parse_pool(parser *p, yaml_node_t *n)
     static const char *const kinds[] = {"legacy", "segment-heap"};
     yaml_node_t *v[2];
     size_t kind;
-    int rc = fields(p, n, "pool", keys, 2, v);
+    int rc = sim_yaml_fields(&p->y, n, "pool", keys, 2, v, NULL);
     for (size_t i = 0; rc == 0 && i < 2; i++)
         if (!v[i])
-            rc = missing(p, n, "pool", keys[i]);
+            rc = sim_yaml_missing(&p->y, n, "pool", keys[i]);
     if (rc == 0 && (rc = get_enum(p, v[0], "pool.kind", kinds, 2, &kind)) == 0)
         p->pr->pool = kind == 0 ? SIM_POOL_LEGACY : SIM_POOL_SEGMENT_HEAP;
     if (rc == 0)
@@ -497,30 +335,32 @@ static int parse_pool(parser *p, yaml_node_t *n)
 static int get_range(parser *p, yaml_node_t *n, const char *what, uint64_t min,
                      uint64_t *lo, uint64_t *hi)
 {
-    int rc = expect(p, n, YAML_SEQUENCE_NODE, what);
+    int rc = sim_yaml_expect(&p->y, n, YAML_SEQUENCE_NODE, what);
     if (rc)
         return rc;
     if (n->data.sequence.items.top - n->data.sequence.items.start != 2)
-        return fail(p, n, "%s: expected two addresses [lo, hi]", what);
-    yaml_node_t *a = node(p, n->data.sequence.items.start[0]);
-    yaml_node_t *b = node(p, n->data.sequence.items.start[1]);
+        return sim_yaml_fail(&p->y, n, "%s: expected two addresses [lo, hi]", what);
+    yaml_node_t *a = sim_yaml_node(&p->y, n->data.sequence.items.start[0]);
+    yaml_node_t *b = sim_yaml_node(&p->y, n->data.sequence.items.start[1]);
     if (!a || !b)
-        return fail(p, n, "%s: malformed list", what);
+        return sim_yaml_fail(&p->y, n, "%s: malformed list", what);
     if ((rc = get_u64(p, a, what, 0, UINT64_MAX, lo)) ||
         (rc = get_u64(p, b, what, 0, UINT64_MAX, hi)))
         return rc;
     if (*lo < KERNEL_HALF)
-        return fail(p, a, "%s: 0x%llx is not a canonical kernel address (0xffff800000000000 "
-                          "and up)", what, (unsigned long long)*lo);
+        return sim_yaml_fail(&p->y, a,
+                             "%s: 0x%llx is not a canonical kernel address "
+                             "(0xffff800000000000 and up)", what, (unsigned long long)*lo);
     if (*lo % LAYOUT_ALIGN || *hi % LAYOUT_ALIGN)
-        return fail(p, *lo % LAYOUT_ALIGN ? a : b, "%s: addresses must be 64 KiB aligned",
-                    what);
+        return sim_yaml_fail(&p->y, *lo % LAYOUT_ALIGN ? a : b,
+                             "%s: addresses must be 64 KiB aligned", what);
     if (*hi <= *lo)
-        return fail(p, b, "%s: the end 0x%llx is not above the start 0x%llx", what,
-                    (unsigned long long)*hi, (unsigned long long)*lo);
+        return sim_yaml_fail(&p->y, b, "%s: the end 0x%llx is not above the start 0x%llx", what,
+                             (unsigned long long)*hi, (unsigned long long)*lo);
     if (*hi - *lo < min)
-        return fail(p, n, "%s: the range is %llu MiB, at least %llu MiB needed", what,
-                    (unsigned long long)((*hi - *lo) / MIB), (unsigned long long)(min / MIB));
+        return sim_yaml_fail(&p->y, n, "%s: the range is %llu MiB, at least %llu MiB needed", what,
+                             (unsigned long long)((*hi - *lo) / MIB),
+                             (unsigned long long)(min / MIB));
     return 0;
 }
 
@@ -553,19 +393,20 @@ static int parse_layout(parser *p, yaml_node_t *n)
     yaml_node_t *v[3];
     sim_profile *pr = p->pr;
     const char *clash;
-    int rc = fields(p, n, "layout", keys, 3, v);
+    int rc = sim_yaml_fields(&p->y, n, "layout", keys, 3, v, NULL);
     for (size_t i = 0; rc == 0 && i < 3; i++)
         if (!v[i])
-            rc = missing(p, n, "layout", keys[i]);
+            rc = sim_yaml_missing(&p->y, n, "layout", keys[i]);
     if (rc == 0)
         rc = get_range(p, v[0], "layout.image", MIN_IMAGE_RANGE, &pr->image_lo, &pr->image_hi);
     if (rc == 0)
         rc = get_range(p, v[1], "layout.pool", MIN_POOL_RANGE, &pr->pool_lo, &pr->pool_hi);
     if (rc == 0 && overlaps(pr->image_lo, pr->image_hi - pr->image_lo, pr->pool_lo,
                             pr->pool_hi - pr->pool_lo))
-        rc = fail(p, v[1], "layout.pool: overlaps layout.image");
+        rc = sim_yaml_fail(&p->y, v[1], "layout.pool: overlaps layout.image");
     if (rc == 0 && (clash = pool_collision(pr->pool_lo)) != NULL)
-        rc = fail(p, v[1], "layout.pool: its first 64 MiB overlap fleetsim's %s", clash);
+        rc = sim_yaml_fail(&p->y, v[1], "layout.pool: its first 64 MiB overlap fleetsim's %s",
+                           clash);
     if (rc == 0)
         rc = get_u32(p, v[2], "layout.kaslr_slots", 1, MAX_KASLR_SLOTS, &pr->kaslr_slots);
     return rc;
@@ -574,24 +415,25 @@ static int parse_layout(parser *p, yaml_node_t *n)
 static int parse_absent(parser *p, yaml_node_t *n)
 {
     sim_profile *pr = p->pr;
-    int rc = expect(p, n, YAML_SEQUENCE_NODE, "absent_exports");
+    int rc = sim_yaml_expect(&p->y, n, YAML_SEQUENCE_NODE, "absent_exports");
     if (rc)
         return rc;
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
          it++) {
-        yaml_node_t *e = node(p, *it);
+        yaml_node_t *e = sim_yaml_node(&p->y, *it);
         const char *name;
         if (!e)
-            return fail(p, n, "absent_exports: malformed list");
+            return sim_yaml_fail(&p->y, n, "absent_exports: malformed list");
         if (pr->nabsent == SIM_PROFILE_MAX_ABSENT)
-            return fail(p, e, "absent_exports: more than %d names", SIM_PROFILE_MAX_ABSENT);
+            return sim_yaml_fail(&p->y, e, "absent_exports: more than %d names",
+                                 SIM_PROFILE_MAX_ABSENT);
         if ((rc = get_word(p, e, "absent_exports", sizeof ((sim_import *)0)->name, "_",
                            &name)))
             return rc;
         if (!sim_profile_has_export(pr, name))
-            return fail(p, e, "absent_exports: \"%s\" is listed twice", name);
+            return sim_yaml_fail(&p->y, e, "absent_exports: \"%s\" is listed twice", name);
         if (!(pr->absent[pr->nabsent] = sim_strdup(name)))
-            return nomem(p->err, p->errlen);
+            return sim_yaml_nomem(p->y.err, p->y.errlen);
         pr->nabsent++;
     }
     return 0;
@@ -600,22 +442,23 @@ static int parse_absent(parser *p, yaml_node_t *n)
 static int parse_offsets(parser *p, yaml_node_t *n)
 {
     sim_profile *pr = p->pr;
-    int rc = expect(p, n, YAML_MAPPING_NODE, "offsets");
+    int rc = sim_yaml_expect(&p->y, n, YAML_MAPPING_NODE, "offsets");
     if (rc)
         return rc;
     for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top;
          pair++) {
-        yaml_node_t *k = node(p, pair->key), *v = node(p, pair->value);
+        yaml_node_t *k = sim_yaml_node(&p->y, pair->key), *v = sim_yaml_node(&p->y, pair->value);
         const char *name;
         uint32_t value;
         if (!k || !v)
-            return fail(p, n, "offsets: malformed mapping");
+            return sim_yaml_fail(&p->y, n, "offsets: malformed mapping");
         if (pr->noffsets == SIM_PROFILE_MAX_OFFSETS)
-            return fail(p, k, "offsets: more than %d offsets", SIM_PROFILE_MAX_OFFSETS);
+            return sim_yaml_fail(&p->y, k, "offsets: more than %d offsets",
+                                 SIM_PROFILE_MAX_OFFSETS);
         if ((rc = get_word(p, k, "offsets", sizeof pr->offsets[0].name, "_.", &name)))
             return rc;
         if (sim_profile_offset(pr, name, NULL))
-            return fail(p, k, "offsets: \"%s\" is given twice", name);
+            return sim_yaml_fail(&p->y, k, "offsets: \"%s\" is given twice", name);
         if ((rc = get_u32(p, v, "offsets", 0, MAX_OFFSET_VALUE, &value)))
             return rc;
         memcpy(pr->offsets[pr->noffsets].name, name, strlen(name) + 1);
@@ -637,13 +480,13 @@ static int parse_event(parser *p, yaml_node_t *n, sim_event *ev)
     yaml_node_t *v[5];
     const char *name;
     size_t kind;
-    int rc = fields(p, n, "events[]", keys, 5, v);
+    int rc = sim_yaml_fields(&p->y, n, "events[]", keys, 5, v, NULL);
     if (rc)
         return rc;
     if (!v[0])
-        return missing(p, n, "events[]", "kind");
+        return sim_yaml_missing(&p->y, n, "events[]", "kind");
     if (!v[1])
-        return missing(p, n, "events[]", "at");
+        return sim_yaml_missing(&p->y, n, "events[]", "at");
     if ((rc = get_enum(p, v[0], "events[].kind", event_kinds, SIM_EVENT_COUNT, &kind)))
         return rc;
     ev->kind = (sim_event_kind)kind;
@@ -652,14 +495,14 @@ static int parse_event(parser *p, yaml_node_t *n, sim_event *ev)
     /* What each kind needs: a process has an id, everything but an exit a path. */
     bool process = ev->kind == SIM_EVENT_PROCESS_CREATE || ev->kind == SIM_EVENT_PROCESS_EXIT;
     if (!v[2] && ev->kind != SIM_EVENT_PROCESS_EXIT)
-        return missing(p, n, "events[]", "name");
+        return sim_yaml_missing(&p->y, n, "events[]", "name");
     if (!v[3] && process)
-        return missing(p, n, "events[]", "pid");
+        return sim_yaml_missing(&p->y, n, "events[]", "pid");
     if (v[2]) {
         if ((rc = get_text(p, v[2], "events[].name", SIM__PROFILE_MAX_EVENT_NAME, &name)))
             return rc;
         if (!(ev->name = sim_strdup(name)))
-            return nomem(p->err, p->errlen);
+            return sim_yaml_nomem(p->y.err, p->y.errlen);
     }
     if (v[3] && (rc = get_u32(p, v[3], "events[].pid", 0, UINT32_MAX, &ev->pid)))
         return rc;
@@ -671,24 +514,24 @@ static int parse_event(parser *p, yaml_node_t *n, sim_event *ev)
 static int parse_events(parser *p, yaml_node_t *n)
 {
     sim_profile *pr = p->pr;
-    int rc = expect(p, n, YAML_SEQUENCE_NODE, "events");
+    int rc = sim_yaml_expect(&p->y, n, YAML_SEQUENCE_NODE, "events");
     if (rc)
         return rc;
     size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
     if (count > SIM__PROFILE_MAX_EVENTS)
-        return fail(p, n, "events: %zu events, at most %d allowed", count,
-                    SIM__PROFILE_MAX_EVENTS);
+        return sim_yaml_fail(&p->y, n, "events: %zu events, at most %d allowed", count,
+                             SIM__PROFILE_MAX_EVENTS);
     if (count == 0)
         return 0;
     sim_event *events = sim_calloc(count, sizeof *events);
     if (!events)
-        return nomem(p->err, p->errlen);
+        return sim_yaml_nomem(p->y.err, p->y.errlen);
     /* Owned by the profile from here: destroy frees what was filled in. */
     pr->events = events;
     for (size_t i = 0; i < count; i++) {
-        yaml_node_t *e = node(p, n->data.sequence.items.start[i]);
+        yaml_node_t *e = sim_yaml_node(&p->y, n->data.sequence.items.start[i]);
         if (!e)
-            return fail(p, n, "events: malformed list");
+            return sim_yaml_fail(&p->y, n, "events: malformed list");
         pr->nevents = i + 1;
         if ((rc = parse_event(p, e, &events[i])))
             return rc;
@@ -712,13 +555,13 @@ static int parse_root(parser *p, yaml_node_t *root)
     const char *text;
     uint64_t ms;
     size_t product;
-    int rc = fields(p, root, "the profile", keys, NKEYS, v);
+    int rc = sim_yaml_fields(&p->y, root, "the profile", keys, NKEYS, v, NULL);
     if (rc)
         return rc;
     static const int required[] = {NAME, DISPLAY, VERSION, POOL, LAYOUT};
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
         if (!v[required[i]])
-            return missing(p, root, "the profile", keys[required[i]]);
+            return sim_yaml_missing(&p->y, root, "the profile", keys[required[i]]);
 
     if ((rc = get_word(p, v[NAME], "name", sizeof pr->name, "-_.", &text)))
         return rc;
@@ -732,7 +575,7 @@ static int parse_root(parser *p, yaml_node_t *root)
         return rc;
     if (v[CSD]) {
         /* An empty CSD version is what a build without a service pack has. */
-        if ((rc = scalar(p, v[CSD], "csd", &text)))
+        if ((rc = sim_yaml_scalar(&p->y, v[CSD], "csd", &text)))
             return rc;
         if (text[0] && (rc = get_text(p, v[CSD], "csd", sizeof pr->csd, &text)))
             return rc;
@@ -791,11 +634,11 @@ void sim_profile_list_destroy(sim_profile **list, size_t count)
 static int yaml_error(const yaml_parser_t *yp, const char *path, char *err, size_t errlen)
 {
     if (yp->error == YAML_MEMORY_ERROR)
-        return nomem(err, errlen);
+        return sim_yaml_nomem(err, errlen);
     const yaml_mark_t *m = yp->problem ? &yp->problem_mark : &yp->context_mark;
-    return report(err, errlen, path, m->line + 1, m->column + 1, "%s%s%s",
-                  yp->problem ? yp->problem : "malformed YAML", yp->context ? " " : "",
-                  yp->context ? yp->context : "");
+    return sim_yaml_report(err, errlen, path, m->line + 1, m->column + 1, "%s%s%s",
+                           yp->problem ? yp->problem : "malformed YAML", yp->context ? " " : "",
+                           yp->context ? yp->context : "");
 }
 
 int sim__profile_parse(const char *text, size_t len, const char *path, sim_profile **out,
@@ -811,19 +654,19 @@ int sim__profile_parse(const char *text, size_t len, const char *path, sim_profi
         return SIM_EINVAL;
     }
     if (len > SIM__PROFILE_MAX_BYTES)
-        return report(err, errlen, path, 1, 1, "%zu bytes; a profile may have at most %u",
-                      len, SIM__PROFILE_MAX_BYTES);
+        return sim_yaml_report(err, errlen, path, 1, 1, "%zu bytes; a profile may have at most %u",
+                               len, SIM__PROFILE_MAX_BYTES);
 
     sim_profile *pr = sim_calloc(1, sizeof *pr);
     if (!pr)
-        return nomem(err, errlen);
+        return sim_yaml_nomem(err, errlen);
     memcpy(pr->source, path, strlen(path) + 1);
 
     yaml_parser_t yp;
     yaml_document_t doc;
     if (!yaml_parser_initialize(&yp)) {
         sim_free(pr);
-        return nomem(err, errlen);
+        return sim_yaml_nomem(err, errlen);
     }
     yaml_parser_set_input_string(&yp, (const unsigned char *)(text ? text : ""), len);
     int rc;
@@ -833,12 +676,13 @@ int sim__profile_parse(const char *text, size_t len, const char *path, sim_profi
         sim_profile_destroy(pr);
         return rc;
     }
-    parser p = {path, &doc, pr, err, errlen};
+    parser p = {{path, &doc, err, errlen, &wording}, pr};
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!root)
-        rc = report(err, errlen, path, 1, 1, "empty profile");
+        rc = sim_yaml_report(err, errlen, path, 1, 1, "empty profile");
     else if (root->type != YAML_MAPPING_NODE)
-        rc = fail(&p, root, "the profile: expected a mapping of keys, got %s", kind_name(root));
+        rc = sim_yaml_fail(&p.y, root, "the profile: expected a mapping of keys, got %s",
+                           sim_yaml_kind_name(root));
     else
         rc = parse_root(&p, root);
     yaml_document_delete(&doc);
@@ -849,7 +693,7 @@ int sim__profile_parse(const char *text, size_t len, const char *path, sim_profi
         } else {
             yaml_node_t *second = yaml_document_get_root_node(&doc);
             if (second)
-                rc = fail(&p, second, "only one YAML document is allowed in a profile");
+                rc = sim_yaml_fail(&p.y, second, "only one YAML document is allowed in a profile");
             yaml_document_delete(&doc);
         }
     }
@@ -895,7 +739,7 @@ static int read_file(const char *path, char **data, size_t *size, char *err, siz
     }
     fclose(f);
     if (!buf)
-        return nomem(err, errlen);
+        return sim_yaml_nomem(err, errlen);
     if (rc) {
         sim_free(buf);
         return rc;
@@ -907,8 +751,8 @@ static int read_file(const char *path, char **data, size_t *size, char *err, siz
 
 int sim_profile_load(const char *path, sim_profile **out, char *err, size_t errlen)
 {
-    char *text;
-    size_t len;
+    char *text = NULL;
+    size_t len = 0;
     int rc;
 
     if (!path || !out || !err || errlen == 0)
@@ -963,14 +807,14 @@ static int list_dir(const char *dir, char ***names, size_t *count, char *err, si
             size_t ncap = cap ? cap * 2 : 32;
             char **grown = sim_realloc(list, ncap * sizeof *list);
             if (!grown) {
-                rc = nomem(err, errlen);
+                rc = sim_yaml_nomem(err, errlen);
                 break;
             }
             list = grown;
             cap = ncap;
         }
         if (!(list[n] = sim_strdup(e->d_name))) {
-            rc = nomem(err, errlen);
+            rc = sim_yaml_nomem(err, errlen);
             break;
         }
         n++;
@@ -1005,7 +849,7 @@ int sim_profile_load_dir(const char *dir, sim_profile ***out, size_t *count, cha
     if ((rc = list_dir(dir, &names, &nnames, err, errlen)))
         return rc;
     if (nnames && !(list = sim_calloc(nnames, sizeof *list)))
-        rc = nomem(err, errlen);
+        rc = sim_yaml_nomem(err, errlen);
     for (size_t i = 0; rc == 0 && i < nnames; i++) {
         char path[sizeof list[0]->source];
         int w = snprintf(path, sizeof path, "%s/%s", dir, names[i]);
