@@ -1,12 +1,12 @@
 /*
- * fuzz_main.c — runs the fuzz target without libFuzzer, as an ordinary test.
+ * fuzz_main.c — runs a fuzz target without libFuzzer, as an ordinary test.
  *
- * First it replays every input named on the command line (a file, or a
- * directory whose *.sys files are the seeds — the test passes the build's
- * images directory of real mingw-built drivers).  Then a deterministic
- * mutation pass: for each seed and a forged driver (pe_forge.c), a few
- * thousand copies with byte flips, truncations and overwrites of header
- * fields, from a fixed-seed PRNG so a failure reproduces.  With
+ * First it replays every input named on the command line: a file, or a
+ * directory whose files with the target's endings (fuzz_target.extensions)
+ * are the seeds, in name order.  Then the target may add seeds of its own,
+ * and a deterministic mutation pass runs each seed's mutants through the
+ * target, from a fixed-seed PRNG so a failure reproduces.  Every fuzz
+ * target links this file (fuzz.h says what a target provides); with
  * -Dfuzzer=libfuzzer (clang) libFuzzer supplies main instead.
  */
 #ifndef FLEETSIM_LIBFUZZER
@@ -18,11 +18,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "pe_forge.h"
+#include "fuzz.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define MUTATIONS_PER_SEED 3000
 #define MAX_SEEDS 64
 
 typedef struct seed {
@@ -33,16 +30,33 @@ typedef struct seed {
 static seed seeds[MAX_SEEDS];
 static size_t nseeds;
 static unsigned long long runs;
+static uint64_t rng_state;
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint64_t rnd(void)
+uint64_t fuzz_rnd(void)
 {
     /* xorshift64*: fixed seed, so every run tries the same inputs. */
     rng_state ^= rng_state >> 12;
     rng_state ^= rng_state << 25;
     rng_state ^= rng_state >> 27;
     return rng_state * 0x2545f4914f6cdd1dull;
+}
+
+static void run(const uint8_t *data, size_t size)
+{
+    LLVMFuzzerTestOneInput(data, size);
+    runs++;
+}
+
+void fuzz_add_seed(const uint8_t *data, size_t size)
+{
+    run(data, size);
+    if (nseeds == MAX_SEEDS)
+        return;
+    uint8_t *copy = malloc(size + 1);
+    if (!copy)
+        return;
+    memcpy(copy, data, size);
+    seeds[nseeds++] = (seed){copy, size};
 }
 
 static int read_file(const char *path, uint8_t **data, size_t *size)
@@ -79,26 +93,30 @@ static int read_file(const char *path, uint8_t **data, size_t *size)
     return 0;
 }
 
-static void add_seed(uint8_t *data, size_t size)
-{
-    if (nseeds < MAX_SEEDS)
-        seeds[nseeds++] = (seed){data, size};
-    else
-        free(data);
-}
-
 static int replay(const char *path)
 {
     uint8_t *data;
     size_t size;
     if (read_file(path, &data, &size) != 0) {
-        fprintf(stderr, "fuzz-pe: cannot read %s\n", path);
+        fprintf(stderr, "%s: cannot read %s\n", fuzz_this.name, path);
         return -1;
     }
-    LLVMFuzzerTestOneInput(data, size);
-    runs++;
-    add_seed(data, size);
+    fuzz_add_seed(data, size);
+    free(data);
     return 0;
+}
+
+static bool wanted(const char *name)
+{
+    if (!fuzz_this.extensions)
+        return name[0] != '.';
+    size_t len = strlen(name);
+    for (const char *const *ext = fuzz_this.extensions; *ext; ext++) {
+        size_t el = strlen(*ext);
+        if (len > el && strcmp(name + len - el, *ext) == 0)
+            return true;
+    }
+    return false;
 }
 
 static int cmp_name(const void *a, const void *b)
@@ -110,7 +128,7 @@ static int replay_dir(const char *dir)
 {
     DIR *d = opendir(dir);
     if (!d) {
-        fprintf(stderr, "fuzz-pe: cannot open %s\n", dir);
+        fprintf(stderr, "%s: cannot open %s\n", fuzz_this.name, dir);
         return -1;
     }
     /* Sorted names: the seed order, and so the mutations, are reproducible. */
@@ -118,8 +136,7 @@ static int replay_dir(const char *dir)
     size_t n = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        size_t len = strlen(e->d_name);
-        if (len < 5 || strcmp(e->d_name + len - 4, ".sys") != 0)
+        if (!wanted(e->d_name))
             continue;
         char **grown = realloc(names, (n + 1) * sizeof *names);
         if (!grown)
@@ -129,7 +146,8 @@ static int replay_dir(const char *dir)
             n++;
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_name);
+    if (n)
+        qsort(names, n, sizeof *names, cmp_name);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         char path[4096];
@@ -142,77 +160,72 @@ static int replay_dir(const char *dir)
     return rc;
 }
 
-/* Offsets worth overwriting: header fields, directories, the section table. */
-static size_t interesting_offset(const uint8_t *data, size_t size)
+size_t fuzz_mutate_text(uint8_t *buf, size_t size, size_t cap, const char *const *tokens,
+                        size_t ntokens)
 {
-    size_t lfanew = size >= 0x40 ? (size_t)(data[0x3c] | data[0x3d] << 8) : 0;
-    switch (rnd() % 6) {
-    case 0:
-        return 0x3c;
-    case 1: /* file header */
-        return lfanew + 4 + rnd() % 20;
-    case 2: /* optional header and directories */
-        return lfanew + 24 + rnd() % 240;
-    case 3: /* section table */
-        return lfanew + 24 + 240 + rnd() % (40 * 8);
-    default:
-        return size ? rnd() % size : 0;
-    }
-}
-
-static const uint32_t interesting_values[] = {
-    0, 1, 2, 7, 8, 0x7f, 0x80, 0xff, 0x100, 0x1000, 0x7fff, 0x8000, 0xffff, 0x10000,
-    0x7fffffff, 0x80000000u, 0xfffffff0u, 0xffffffffu,
-};
-
-static void mutate(uint8_t *buf, size_t *size, size_t cap)
-{
-    unsigned n = 1 + (unsigned)(rnd() % 4);
-    for (unsigned k = 0; k < n && *size > 0; k++) {
-        switch (rnd() % 5) {
-        case 0: /* flip a byte anywhere */
-            buf[rnd() % *size] ^= (uint8_t)(1 + rnd() % 255);
+    unsigned n = 1 + (unsigned)(fuzz_rnd() % 4);
+    for (unsigned k = 0; k < n; k++) {
+        switch (fuzz_rnd() % 6) {
+        case 0: /* flip a byte */
+            if (size)
+                buf[fuzz_rnd() % size] ^= (uint8_t)(1 + fuzz_rnd() % 255);
             break;
         case 1: /* truncate */
-            *size = rnd() % *size;
+            if (size)
+                size = fuzz_rnd() % size;
             break;
-        case 2: { /* overwrite a header field with an edge value */
-            size_t at = interesting_offset(buf, *size);
-            uint32_t v = interesting_values[rnd() % (sizeof interesting_values /
-                                                     sizeof interesting_values[0])];
-            unsigned width = 1u << (rnd() % 3);
-            for (unsigned i = 0; i < width && at + i < *size; i++)
-                buf[at + i] = (uint8_t)(v >> (8 * i));
-            break;
-        }
-        case 3: { /* random value at a header field */
-            size_t at = interesting_offset(buf, *size);
-            if (at < *size)
-                buf[at] = (uint8_t)rnd();
+        case 2:
+        case 3: { /* insert a token */
+            const char *t = tokens[fuzz_rnd() % ntokens];
+            size_t tl = t[0] ? strlen(t) : 1, at = size ? fuzz_rnd() % (size + 1) : 0;
+            if (size + tl <= cap) {
+                memmove(buf + at + tl, buf + at, size - at);
+                memcpy(buf + at, t, tl);
+                size += tl;
+            }
             break;
         }
-        default: { /* copy a block over another (duplicated tables) */
-            size_t from = rnd() % *size, to = rnd() % *size, len = 1 + rnd() % 64;
-            if (from + len <= *size && to + len <= *size && to + len <= cap)
-                memmove(buf + to, buf + from, len);
+        case 4: { /* delete a span */
+            if (!size)
+                break;
+            size_t at = fuzz_rnd() % size, len = 1 + fuzz_rnd() % 16;
+            if (at + len > size)
+                len = size - at;
+            memmove(buf + at, buf + at + len, size - at - len);
+            size -= len;
+            break;
+        }
+        default: { /* duplicate a line elsewhere */
+            if (!size)
+                break;
+            size_t from = fuzz_rnd() % size, end = from;
+            while (end < size && buf[end] != '\n')
+                end++;
+            size_t len = end - from + (end < size), to = fuzz_rnd() % (size + 1);
+            uint8_t line[512];
+            if (len && len <= sizeof line && size + len <= cap) {
+                memcpy(line, buf + from, len);
+                memmove(buf + to + len, buf + to, size - to);
+                memcpy(buf + to, line, len);
+                size += len;
+            }
             break;
         }
         }
     }
+    return size;
 }
 
 static void mutation_pass(void)
 {
     for (size_t s = 0; s < nseeds; s++) {
-        uint8_t *buf = malloc(seeds[s].size ? seeds[s].size : 1);
+        size_t cap = fuzz_this.grows ? seeds[s].size * 2 + 256 : seeds[s].size;
+        uint8_t *buf = malloc(cap ? cap : 1);
         if (!buf)
             continue;
-        for (int i = 0; i < MUTATIONS_PER_SEED; i++) {
-            size_t size = seeds[s].size;
-            memcpy(buf, seeds[s].data, size);
-            mutate(buf, &size, seeds[s].size);
-            LLVMFuzzerTestOneInput(buf, size);
-            runs++;
+        for (unsigned i = 0; i < fuzz_this.mutations; i++) {
+            memcpy(buf, seeds[s].data, seeds[s].size);
+            run(buf, fuzz_this.mutate(buf, seeds[s].size, cap));
         }
         free(buf);
     }
@@ -221,29 +234,29 @@ static void mutation_pass(void)
 int main(int argc, char **argv)
 {
     int rc = 0;
+    rng_state = fuzz_this.rng_seed;
     for (int i = 1; i < argc; i++) {
         struct stat st;
         if (stat(argv[i], &st) != 0) {
-            fprintf(stderr, "fuzz-pe: cannot stat %s\n", argv[i]);
+            fprintf(stderr, "%s: cannot stat %s\n", fuzz_this.name, argv[i]);
             rc = 1;
         } else if (S_ISDIR(st.st_mode) ? replay_dir(argv[i]) != 0 : replay(argv[i]) != 0) {
             rc = 1;
         }
     }
     size_t replayed = (size_t)runs;
-
-    pf_image spec;
-    pf_init_driver(&spec);
-    pf_layout layout;
-    uint8_t *forged = pf_build(&spec, &layout);
-    LLVMFuzzerTestOneInput(forged, layout.size);
-    runs++;
-    add_seed(forged, layout.size);
+    if (fuzz_this.needs_files && replayed == 0) {
+        fprintf(stderr, "%s: no seeds\n", fuzz_this.name);
+        rc = 1;
+    }
+    if (fuzz_this.more_seeds)
+        fuzz_this.more_seeds();
 
     mutation_pass();
     for (size_t i = 0; i < nseeds; i++)
         free(seeds[i].data);
-    printf("fuzz-pe: %llu inputs (%zu replayed, %zu seeds mutated)\n", runs, replayed, nseeds);
+    printf("%s: %llu inputs (%zu replayed, %zu seeds mutated)\n", fuzz_this.name, runs,
+           replayed, nseeds);
     return rc;
 }
 
