@@ -35,7 +35,13 @@
 #define SIM__STACK_BASE (SIM__STACK_GUARD + 0x1000ull)
 #define SIM__STACK_SIZE 0x6000ull              /* 24 KiB, as Windows x64 */
 #define SIM__STACK_TOP (SIM__STACK_BASE + SIM__STACK_SIZE)
-#define SIM__POOL_WINDOW 0x4000000ull          /* 64 MiB mapped per profile */
+/*
+ * The pool: a window mapped once per profile, in which each run's arena
+ * slides (64 KiB steps) so pool addresses differ per endpoint.  The window
+ * bounds an engine's memory: every slide a run touches stays resident, so a
+ * 64 MiB window cost 320 MiB per engine across five profiles' windows.
+ */
+#define SIM__POOL_WINDOW 0x1000000ull          /* 16 MiB mapped per profile */
 #define SIM__POOL_ARENA 0x800000ull            /* 8 MiB used per run */
 
 /* Offsets inside SIM__NTDATA_BASE. */
