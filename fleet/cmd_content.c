@@ -38,43 +38,9 @@ static bool is_yaml(const char *path)
 
 static int read_file(const char *path, uint8_t **data, size_t *size)
 {
-    FILE *fp = fopen(path, "rb");
-    uint8_t *buf = NULL;
-    size_t n = 0, cap = 0;
-
-    if (fp == NULL)
-        return errno;
-    for (;;) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 65536;
-            uint8_t *nbuf = sim_realloc(buf, ncap);
-            if (nbuf == NULL) {
-                sim_free(buf);
-                fclose(fp);
-                return ENOMEM;
-            }
-            buf = nbuf;
-            cap = ncap;
-        }
-        size_t got = fread(buf + n, 1, cap - n, fp);
-        n += got;
-        if (got == 0)
-            break;
-        if (n > 16u << 20) {   /* far past any channel file */
-            sim_free(buf);
-            fclose(fp);
-            return EFBIG;
-        }
-    }
-    if (ferror(fp)) {
-        sim_free(buf);
-        fclose(fp);
-        return EIO;
-    }
-    fclose(fp);
-    *data = buf;
-    *size = n;
-    return 0;
+    /* Far past any channel file. */
+    int rc = sim_read_file(path, 16u << 20, data, size);
+    return rc == 0 ? 0 : rc == SIM_ENOMEM ? ENOMEM : rc == SIM_ERANGE ? EFBIG : errno;
 }
 
 static int write_file(const char *path, const uint8_t *data, size_t size)

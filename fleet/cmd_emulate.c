@@ -175,41 +175,8 @@ static int profile_lookup(const emulate_args *a, sim_profile ***list, size_t *co
 /* Read all of `path` (any size, pipes too); 0 or an errno value. */
 static int read_whole_file(const char *path, uint8_t **data, size_t *size)
 {
-    FILE *f = fopen(path, "rb");
-    uint8_t *buf = NULL;
-    size_t len = 0, cap = 0;
-    int rc = 0;
-
-    if (f == NULL)
-        return errno;
-    for (;;) {
-        if (len == cap) {
-            size_t ncap = cap ? cap * 2 : 65536;
-            uint8_t *nbuf = ncap > cap ? sim_realloc(buf, ncap) : NULL;
-
-            if (nbuf == NULL) {
-                rc = ENOMEM;
-                break;
-            }
-            buf = nbuf;
-            cap = ncap;
-        }
-        len += fread(buf + len, 1, cap - len, f);
-        if (ferror(f)) {
-            rc = errno ? errno : EIO;
-            break;
-        }
-        if (feof(f))
-            break;
-    }
-    fclose(f);
-    if (rc != 0) {
-        sim_free(buf);
-        return rc;
-    }
-    *data = buf;
-    *size = len;
-    return 0;
+    int rc = sim_read_file(path, 0, data, size);
+    return rc == 0 ? 0 : rc == SIM_ENOMEM ? ENOMEM : errno ? errno : EIO;
 }
 
 static const char *base_name(const char *path)

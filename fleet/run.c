@@ -258,40 +258,11 @@ static void fail(run_ctx *c, const char *fmt, ...)
 static int read_file(const char *path, uint8_t **data, size_t *size, char *err,
                      size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return SIM_EIO;
-    }
-    uint8_t *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 65536;
-            uint8_t *grown = sim_realloc(buf, cap);
-            if (!grown) {
-                sim_free(buf);
-                fclose(f);
-                snprintf(err, errlen, "%s: out of memory", path);
-                return SIM_ENOMEM;
-            }
-            buf = grown;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        sim_free(buf);
-        snprintf(err, errlen, "%s: read error", path);
-        return SIM_EIO;
-    }
-    *data = buf;
-    *size = n;
-    return 0;
+    int rc = sim_read_file(path, 0, data, size);
+    if (rc < 0)
+        snprintf(err, errlen, "%s: %s", path,
+                 rc == SIM_ENOMEM ? "out of memory" : strerror(errno));
+    return rc;
 }
 
 static const char *base_name(const char *path)

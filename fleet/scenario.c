@@ -945,40 +945,16 @@ static char *dir_of(const char *path)
 
 static int read_all(const char *path, char **text, size_t *len, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    /* A scenario is kilobytes; an inventory of millions of endpoints tens of
+     * megabytes.  The limit keeps /dev/zero from eating the machine. */
+    int rc = sim_read_file(path, 512u << 20, (uint8_t **)text, len);
+    if (rc == SIM_ENOMEM)
+        return sim_yaml_nomem(err, errlen);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: cannot %s: %s", path, rc == SIM_ERANGE ? "read" : "open",
+                 strerror(errno ? errno : EIO));
         return SIM_EIO;
     }
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n + 1 >= cap) {
-            size_t ncap = cap ? cap * 2 : 4096;
-            char *grown = sim_realloc(buf, ncap);
-            if (!grown) {
-                sim_free(buf);
-                fclose(f);
-                return sim_yaml_nomem(err, errlen);
-            }
-            buf = grown;
-            cap = ncap;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        if (got == 0)
-            break;
-        n += got;
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        sim_free(buf);
-        snprintf(err, errlen, "%s: read error", path);
-        return SIM_EIO;
-    }
-    buf[n] = '\0';
-    *text = buf;
-    *len = n;
     return 0;
 }
 

@@ -709,43 +709,16 @@ int sim__profile_parse(const char *text, size_t len, const char *path, sim_profi
 /* Read all of `path`, up to the profile size limit (one byte more tells). */
 static int read_file(const char *path, char **data, size_t *size, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    int rc = sim_read_file(path, SIM__PROFILE_MAX_BYTES, (uint8_t **)data, size);
+    if (rc == SIM_ENOMEM)
+        return sim_yaml_nomem(err, errlen);
+    if (rc == SIM_ERANGE)
+        return sim_yaml_report(err, errlen, path, 1, 1, "more than %u bytes; a profile may have at most %u",
+                               SIM__PROFILE_MAX_BYTES, SIM__PROFILE_MAX_BYTES);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno ? errno : EIO));
         return SIM_EIO;
     }
-    size_t cap = 4096, len = 0;
-    char *buf = sim_malloc(cap);
-    int rc = 0;
-    while (buf) {
-        len += fread(buf + len, 1, cap - len, f);
-        if (ferror(f)) {
-            snprintf(err, errlen, "%s: %s", path, strerror(errno ? errno : EIO));
-            rc = SIM_EIO;
-            break;
-        }
-        if (feof(f) || len > SIM__PROFILE_MAX_BYTES)
-            break;
-        if (len == cap) {
-            char *grown = sim_realloc(buf, cap * 2);
-            if (!grown) {
-                sim_free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = grown;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (!buf)
-        return sim_yaml_nomem(err, errlen);
-    if (rc) {
-        sim_free(buf);
-        return rc;
-    }
-    *data = buf;
-    *size = len;
     return 0;
 }
 

@@ -191,6 +191,13 @@ typedef struct sim_image {
  */
 int sim_image_parse(const void *data, size_t size, const char *name,
                     sim_image **out, char *err, size_t errlen);
+/*
+ * Read a whole file (at most `max` bytes; 0: no limit) into a buffer the
+ * caller frees with sim_free, NUL-terminated past *size.  0, or SIM_EIO with
+ * errno saying why, SIM_ENOMEM, or SIM_ERANGE when it is larger than max.
+ */
+int sim_read_file(const char *path, size_t max, uint8_t **data, size_t *size);
+
 /* SHA-256 of a buffer: the identity of images and content in a run's store. */
 void sim_sha256(const void *data, size_t size, uint8_t digest[32]);
 
