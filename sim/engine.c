@@ -602,15 +602,22 @@ fail:
 }
 
 /*
- * The base of KASLR slot k for an image of `size` in the profile's range:
- * spread over the range at 64 KiB granularity, the same on every engine so
- * that an endpoint's base depends only on its seed.
+ * The base of KASLR slot k for an image in the profile's range: spread over
+ * the range at 64 KiB granularity, the same on every engine so that an
+ * endpoint's base depends only on its seed.  The image's hash is part of
+ * the draw: two drivers of one size (two sensor versions) would otherwise
+ * share every base, and a fleet mixing them would evict and re-translate
+ * one for the other at every run (measured: 14 new translations per run,
+ * the translation buffer growing without bound).
  */
-static uint64_t slot_base(const sim_profile *pr, uint64_t size, uint32_t k)
+static uint64_t slot_base(const sim_profile *pr, const sim_image *image, uint64_t size,
+                          uint32_t k)
 {
     uint64_t span = pr->image_hi > pr->image_lo ? pr->image_hi - pr->image_lo : 0;
     uint64_t positions = span > size ? (span - size) / 0x10000 : 1;
-    uint64_t st = 0x5EED0000ull + k;
+    uint64_t id;
+    memcpy(&id, image->sha256, sizeof id);
+    uint64_t st = 0x5EED0000ull + k + id * 0x9E3779B97F4A7C15ull;
     return pr->image_lo + (sim__splitmix64(&st) % positions) * 0x10000;
 }
 
@@ -619,7 +626,7 @@ sim_slot *sim__slot_get(sim_engine *e, const sim_image *image,
                           size_t errlen, int *rc)
 {
     uint64_t size = ((uint64_t)image->size_of_image + PAGE - 1) & ~(PAGE - 1);
-    uint64_t base = slot_base(pr, size, k);
+    uint64_t base = slot_base(pr, image, size, k);
     sim_slot *victim = NULL;
 
     /* Without relocations an image can only run where it was linked. */
