@@ -22,12 +22,15 @@
 /* One image mapped at one base, kept translated across runs. */
 typedef struct sim_slot {
     bool used;
-    const sim_image *image;
+    const sim_image *image;      /* identity only: never dereferenced after load,
+                                    the caller may destroy the image */
     uint8_t sha256[32];
     uint64_t base, size;         /* size: size_of_image rounded up to pages */
     uint8_t *mem;                /* host memory mapped into the guest */
     uint8_t *pristine;           /* the image as loaded: restores writable pages */
     uint8_t *page_prot;          /* per page: SIM_PROT_* (0: not mapped) */
+    sim_region *regions;         /* its mapped runs, named at load */
+    size_t nregions;
     uint64_t cr8_sites[MAX_CR8_SITES];
     uc_hook cr8_hooks[MAX_CR8_SITES];        /* on the engine */
     uc_hook tracer_cr8_hooks[MAX_CR8_SITES]; /* on the tracer, once it exists */

@@ -110,27 +110,40 @@ static void add_region(sim_region *list, size_t *n, uint64_t base, uint64_t size
     snprintf(r->name, sizeof r->name, "%s", name);
 }
 
-/* Runs of pages with one protection, as mapped for a slot. */
-static void slot_regions(const sim_slot *s, sim_region *list, size_t *n)
+/*
+ * Runs of pages with one protection, named after their sections: computed
+ * once when the slot is loaded, because the image may be destroyed while
+ * the engine keeps its mapping (a slot never looks at its image again).
+ */
+static int slot_name_regions(sim_slot *s, const sim_image *image)
 {
     uint64_t pages = s->size / PAGE;
 
+    s->regions = sim_calloc(pages, sizeof *s->regions);
+    if (!s->regions)
+        return SIM_ENOMEM;
+    s->nregions = 0;
     for (uint64_t p = 0; p < pages;) {
         uint8_t prot = s->page_prot[p];
         uint64_t q = p + 1;
         while (q < pages && s->page_prot[q] == prot)
             q++;
-        if (prot && *n < MAX_REGIONS) {
-            const sim_section *sec =
-                sim_image_section_at(s->image, (uint32_t)(p * PAGE));
+        if (prot) {
+            const sim_section *sec = sim_image_section_at(image, (uint32_t)(p * PAGE));
             char name[64];
-            snprintf(name, sizeof name, "%s %s", s->image->name,
-                     sec ? sec->name : "headers");
-            add_region(list, n, s->base + p * PAGE, (q - p) * PAGE, prot,
+            snprintf(name, sizeof name, "%s %s", image->name, sec ? sec->name : "headers");
+            add_region(s->regions, &s->nregions, s->base + p * PAGE, (q - p) * PAGE, prot,
                        s->mem + p * PAGE, name);
         }
         p = q;
     }
+    return 0;
+}
+
+static void slot_regions(const sim_slot *s, sim_region *list, size_t *n)
+{
+    for (size_t i = 0; i < s->nregions && *n < MAX_REGIONS; i++)
+        list[(*n)++] = s->regions[i];
 }
 
 static void rebuild_regions(sim_engine *e)
@@ -467,6 +480,7 @@ release:
     host_unmap(s->mem, s->size);
     sim_free(s->pristine);
     sim_free(s->page_prot);
+    sim_free(s->regions);
     memset(s, 0, sizeof *s);
     /* Translated blocks of the old image may share addresses with a new one. */
     memset(e->blocks, 0, sizeof e->blocks);
@@ -553,6 +567,8 @@ static int slot_load(sim_engine *e, sim_slot *s, const sim_image *image,
         for (uint64_t p = first; p < last && p < pages; p++)
             s->page_prot[p] |= (uint8_t)(sec->prot | SIM_PROT_R);
     }
+    if ((rc = slot_name_regions(s, image)) < 0)
+        goto fail;
 
     for (uint64_t p = 0; p < pages;) {
         uint64_t q = p + 1;
@@ -595,6 +611,7 @@ fail:
     host_unmap(s->mem, size);
     sim_free(s->pristine);
     sim_free(s->page_prot);
+    sim_free(s->regions);
     memset(s, 0, sizeof *s);
     if (rc == SIM_ENOMEM)
         sim__set_err(err, errlen, "out of memory mapping the image");

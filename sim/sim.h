@@ -452,6 +452,8 @@ void sim_engine_destroy(sim_engine *engine); /* accepts NULL */
  * events to what the driver registered, and describe what happened.
  * Returns 0 whenever the guest ran (whatever it did), negative when fleetsim
  * could not run it (bad arguments, out of memory, emulator failure).
+ * The engine keeps the image mapped (and translated) for later runs but
+ * never reads the sim_image again: the caller may destroy it after the run.
  */
 int sim_engine_run(sim_engine *engine, const sim_run *run, sim_outcome *out,
                    char *err, size_t errlen);
