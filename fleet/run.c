@@ -199,6 +199,7 @@ typedef struct run_ctx {
     size_t nprofiles_loaded;
     sim_profile **profile_of;        /* per scenario profile index */
     sim_image **image_of;            /* per scenario sensor index */
+    sim_image *update_image;         /* a driver the update installs; NULL: none */
     blob_list on_disk, update, revert;
 
     endpoint_state *eps;
@@ -361,8 +362,13 @@ static void job_work(uv_work_t *req)
     else if (j->holds == HOLDS_REVERT)
         nfiles = add_files(j->files, nfiles, &c->revert, 0);
 
+    /* A driver update replaces the sensor's image from its receipt on (its
+     * service starts at once and at every boot), until a revert. */
+    const sim_image *image = c->image_of[fe.sensor];
+    if (c->update_image && j->holds == HOLDS_UPDATE)
+        image = c->update_image;
     j->run = (sim_run){
-        .image = c->image_of[fe.sensor],
+        .image = image,
         .profile = pr,
         .seed = seed,
         .files = j->files,
@@ -753,6 +759,18 @@ static int setup(run_ctx *c, const run_args *a, char *err, size_t errlen)
             return rc;
         }
     }
+    if (c->sc->update_image) {
+        char path[1024];
+        if (strchr(c->sc->update_image, '/'))
+            snprintf(path, sizeof path, "%s", c->sc->update_image);
+        else
+            snprintf(path, sizeof path, "%s/%s", image_dir, c->sc->update_image);
+        if ((rc = sim_image_open(path, &c->update_image, err, errlen)) < 0) {
+            size_t len = strlen(err);
+            snprintf(err + len, errlen - len, " (update.image of %s)", c->sc->path);
+            return rc;
+        }
+    }
     const char *module = sn->count ? c->image_of[0]->module : "sensor";
     if ((rc = load_blobs(c, &c->sc->on_disk, module, &c->on_disk, err, errlen)) < 0 ||
         (rc = load_blobs(c, &c->sc->update_content, module, &c->update, err, errlen)) < 0 ||
@@ -779,6 +797,12 @@ static int write_header(run_ctx *c, int argc, char **argv, const char *text, cha
         const sim_image *im = c->image_of[i];
         store_artifact art = {STORE_ARTIFACT_IMAGE, "sensor", im->name, NULL, im->sha256,
                               im->file_size, c->sc->attrs[SCENARIO_ATTR_SENSOR].items[i].name};
+        rc = store_write_artifact(c->st, &art, err, errlen);
+    }
+    if (rc == 0 && c->update_image) {
+        const sim_image *im = c->update_image;
+        store_artifact art = {STORE_ARTIFACT_IMAGE, "update", im->name, NULL, im->sha256,
+                              im->file_size, NULL};
         rc = store_write_artifact(c->st, &art, err, errlen);
     }
     const blob_list *lists[3] = {&c->on_disk, &c->update, &c->revert};
@@ -872,6 +896,7 @@ static void teardown(run_ctx *c)
     for (size_t i = 0; c->image_of && i < c->sc->attrs[SCENARIO_ATTR_SENSOR].count; i++)
         sim_image_destroy(c->image_of[i]);
     sim_free(c->image_of);
+    sim_image_destroy(c->update_image);
     sim_free(c->profile_of);
     sim_profile_list_destroy(c->profiles, c->nprofiles_loaded);
     free_blobs(&c->on_disk);

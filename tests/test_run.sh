@@ -79,6 +79,16 @@ check "the clean update reached endpoints" test "$(python3 -c "
 import sqlite3; print(sqlite3.connect('$tmp/clean.db').execute(
   \"select count(*) from outcomes where kind = 'ok'\").fetchone()[0])")" -gt 0
 
+"$fleetsim" run "$src/scenarios/offsets-24h2.yaml" --fleet-size 200 --db "$tmp/off.db" --quiet >"$tmp/off.txt" 2>&1
+check "a driver update with a per-build offset bug exits 1" test $? -eq 1
+check "only the cohort of the build its table lacks (24H2) crashes, all of it that was reached" test "$(python3 -c "
+import sqlite3; db = sqlite3.connect('$tmp/off.db')
+crashed = {r[0] for r in db.execute(
+  \"select distinct e.profile from outcomes o join endpoints e on e.id = o.endpoint_id where o.kind != 'ok'\")}
+reached24 = db.execute(\"select count(distinct t.endpoint_id) from timeline t join endpoints e on e.id = t.endpoint_id where t.kind = 'received' and e.profile = 'win11-24h2-26100'\").fetchone()[0]
+crashed24 = db.execute(\"select count(distinct o.endpoint_id) from outcomes o join endpoints e on e.id = o.endpoint_id where o.kind != 'ok' and e.profile = 'win11-24h2-26100'\").fetchone()[0]
+print(crashed == {'win11-24h2-26100'} and reached24 > 0 and crashed24 == reached24)")" = True
+
 # Ctrl-C: the runs in flight finish, the store is consistent and says so.
 "$fleetsim" run "$scenario" --fleet-size 5000 --db "$tmp/int.db" --quiet >"$tmp/int.txt" 2>&1 &
 pid=$!
