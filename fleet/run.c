@@ -61,7 +61,7 @@
 #endif
 
 static const char usage[] =
-    "fleetsim run SCENARIO [--fleet-size N] [--seed N] [--jobs N] [--db PATH]\n"
+    "fleetsim run SCENARIO [--fleet-size N] [--seed N] [--jobs N] [--db PATH] [--shard K/N]\n"
     "             [--images DIR] [--profiles DIR] [--content-dir DIR] [--quiet]";
 
 #define MAX_JOB_FILES 16
@@ -190,7 +190,9 @@ typedef struct run_ctx {
     scenario *sc;
     fleet_gen *gen;
     store *st;
-    uint64_t size;
+    uint64_t size;                   /* the whole fleet */
+    uint64_t first, count;           /* this shard's endpoints */
+    uint32_t shard, shards;
     uint32_t jobs;
     bool quiet, interrupted, failed;
     char failure[512];
@@ -656,7 +658,7 @@ static void on_signal(uv_signal_t *sig, int signum)
 /* ---- setup ------------------------------------------------------------------- */
 
 typedef struct run_args {
-    const char *scenario, *db, *images, *profiles, *content_dir;
+    const char *scenario, *db, *images, *profiles, *content_dir, *shard;
     uint64_t fleet_size, seed, jobs;
     bool has_fleet_size, has_seed, quiet;
 } run_args;
@@ -668,6 +670,7 @@ static int parse_args(int argc, char **argv, run_args *a)
         {"jobs", required_argument, NULL, 'j'},       {"db", required_argument, NULL, 'd'},
         {"images", required_argument, NULL, 'i'},     {"profiles", required_argument, NULL, 'p'},
         {"content-dir", required_argument, NULL, 'c'}, {"quiet", no_argument, NULL, 'q'},
+        {"shard", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0},
     };
     int opt;
@@ -696,6 +699,7 @@ static int parse_args(int argc, char **argv, run_args *a)
         case 'i': a->images = optarg; break;
         case 'p': a->profiles = optarg; break;
         case 'c': a->content_dir = optarg; break;
+        case 'S': a->shard = optarg; break;
         case 'q': a->quiet = true; break;
         case 'h':
             printf("%s\n", usage);
@@ -788,7 +792,8 @@ static int write_header(run_ctx *c, int argc, char **argv, const char *text, cha
         o += (size_t)snprintf(cmd + o, sizeof cmd - o, " %s", argv[i]);
     store_run r = {
         .scenario_name = c->sc->name, .scenario_path = c->sc->path, .scenario_text = text,
-        .seed = c->sc->seed, .fleet_size = c->size, .shard_index = 0, .shard_count = 1,
+        .seed = c->sc->seed, .fleet_size = c->size, .shard_index = c->shard,
+        .shard_count = c->shards,
         .fleetsim_version = FLEETSIM_VERSION, .command_line = cmd,
         .virtual_start_ms = c->sc->start_ms, .duration_ms = c->sc->duration_ms,
     };
@@ -828,8 +833,9 @@ static int write_header(run_ctx *c, int argc, char **argv, const char *text, cha
     }
     /* The endpoints, in batches. */
     store_endpoint batch[1024];
-    for (uint64_t first = 0; rc == 0 && first < c->size; first += 1024) {
-        size_t n = c->size - first < 1024 ? (size_t)(c->size - first) : 1024;
+    uint64_t end = c->first + c->count;
+    for (uint64_t first = c->first; rc == 0 && first < end; first += 1024) {
+        size_t n = end - first < 1024 ? (size_t)(end - first) : 1024;
         for (size_t k = 0; k < n; k++) {
             fleet_endpoint fe;
             fleet_gen_endpoint(c->gen, first + k, &fe);
@@ -860,11 +866,14 @@ static void print_summary(run_ctx *c, double wall)
     const scenario_names *sn = &c->sc->attrs[SCENARIO_ATTR_SENSOR];
     char vt[32];
 
-    for (uint64_t id = 0; id < c->size; id++)
+    for (uint64_t id = c->first; id < c->first + c->count; id++)
         cohort_of(c, (uint32_t)id)->endpoints++;
     format_vt(c, c->now, vt, sizeof vt);
-    printf("%s%s: %" PRIu64 " endpoints, seed %" PRIu64 ", virtual time to %s\n",
-           c->interrupted ? "INTERRUPTED " : "", c->sc->name, c->size, c->sc->seed, vt);
+    printf("%s%s: %" PRIu64 " endpoints", c->interrupted ? "INTERRUPTED " : "",
+           c->sc->name, c->count);
+    if (c->shards > 1)
+        printf(" (shard %u/%u of %" PRIu64 ")", c->shard, c->shards, c->size);
+    printf(", seed %" PRIu64 ", virtual time to %s\n", c->sc->seed, vt);
     printf("reached %" PRIu64 ", crashed %" PRIu64 ", boot loops %" PRIu64
            ", recovered %" PRIu64 ", still down %" PRIu64 "; %" PRIu64
            " emulations in %.1f s (%.0f/s)\n\n",
@@ -945,6 +954,15 @@ int fleet_cmd_run(int argc, char **argv)
         return rc == SIM_ENOMEM ? FLEET_EXIT_UNFAITHFUL : FLEET_EXIT_USAGE;
     }
     c->size = fleet_gen_size(c->gen);
+    c->shard = 0;
+    c->shards = 1;
+    if (a.shard && !fleet_shard_parse(a.shard, &c->shard, &c->shards)) {
+        fprintf(stderr, "fleetsim: --shard: want K/N with 0 <= K < N, got %s\n", a.shard);
+        teardown(c);
+        scenario_destroy(c->sc);
+        return FLEET_EXIT_USAGE;
+    }
+    fleet_shard_range(c->size, c->shard, c->shards, &c->first, &c->count);
     c->jobs = (uint32_t)a.jobs;
     c->quiet = a.quiet || !isatty(STDERR_FILENO);
 
@@ -991,7 +1009,7 @@ int fleet_cmd_run(int argc, char **argv)
             c->nfree++;
         }
     }
-    for (uint64_t id = 0; rc == 0 && id < c->size; id++) {
+    for (uint64_t id = c->first; rc == 0 && id < c->first + c->count; id++) {
         int64_t phase = (int64_t)(draw(c, (uint32_t)id, DRAW_PHASE, 0) *
                                   (double)c->sc->checkin_interval_ms);
         int64_t first = c->sc->release_ms + phase;

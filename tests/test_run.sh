@@ -73,6 +73,19 @@ check "some crashed endpoints boot-looped and some recovered" test "$(query "
      and (select count(*) from timeline where kind = 'recovered') > 0")" = 1
 check "the summary names cohorts" grep -q "win10-22h2-2024-07" "$tmp/one.txt"
 
+# Shards (DESIGN.md, decision 6): two halves hold exactly the rows of the whole.
+for k in 0 1; do
+  "$fleetsim" run "$scenario" --fleet-size 120 --shard "$k/2" --db "$tmp/shard$k.db" --quiet \
+    >"$tmp/shard$k.txt" 2>&1
+done
+cat "$tmp/shard0.txt" >/dev/null
+{ dump "$tmp/shard0.db"; dump "$tmp/shard1.db"; } | sort >"$tmp/shards.dump"
+sort "$tmp/one.dump" >"$tmp/one.sorted"
+check "--shard 0/2 and 1/2 together store exactly what the whole run stores" \
+  cmp "$tmp/shards.dump" "$tmp/one.sorted"
+"$fleetsim" run "$scenario" --shard 2/2 --db "$tmp/x.db" >"$tmp/bad.txt" 2>&1
+check "--shard 2/2 is refused" test $? -eq 2
+
 "$fleetsim" run "$src/scenarios/clean-update.yaml" --fleet-size 60 --db "$tmp/clean.db" --quiet >"$tmp/clean.txt" 2>&1
 check "a clean update faults nowhere and exits 0" test $? -eq 0
 check "the clean update reached endpoints" test "$(python3 -c "
