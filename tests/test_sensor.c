@@ -36,6 +36,7 @@
 
 #include "content.h"
 #include "support.h"
+#include "expect.h"
 
 #define SEEDS 24u
 #define FOLDER "\\SystemRoot\\System32\\drivers\\sensor\\"
@@ -55,20 +56,6 @@ typedef struct blob {
 
 /* ---- helpers ------------------------------------------------------------- */
 
-#define EXPECT(out, cond, ...)                                               \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            support_dump(out);                                               \
-            fail_msg(__VA_ARGS__);                                           \
-        }                                                                    \
-    } while (0)
-
-#define EXPECT_HAS(out, hay, needle)                                         \
-    do {                                                                     \
-        const char *hay_ = (hay), *needle_ = (needle);                       \
-        EXPECT(out, strstr(hay_, needle_) != NULL,                           \
-               "%s does not contain \"%s\"", #hay, needle_);                 \
-    } while (0)
 
 static blob read_blob(const char *path)
 {
