@@ -56,23 +56,14 @@ typedef struct blob {
 
 /* ---- helpers ------------------------------------------------------------- */
 
-
 static blob read_blob(const char *path)
 {
     blob b = {NULL, 0};
-    FILE *fp = fopen(path, "rb");
-    long n;
 
-    if (fp == NULL || fseek(fp, 0, SEEK_END) != 0 || (n = ftell(fp)) < 0 ||
-        fseek(fp, 0, SEEK_SET) != 0) {
+    if (sim_read_file(path, 0, &b.data, &b.size) != 0) {
         fprintf(stderr, "test-sensor: cannot read %s\n", path);
         abort();
     }
-    b.size = (size_t)n;
-    b.data = malloc(b.size ? b.size : 1);
-    if (b.data == NULL || fread(b.data, 1, b.size, fp) != b.size)
-        abort();
-    fclose(fp);
     return b;
 }
 
