@@ -1,7 +1,7 @@
 /*
  * store.c — the run store: every outcome of a run in one SQLite file.
  *
- * The schema is one SQL text (SCHEMA below, shown verbatim in the README's
+ * The schema is one SQL text (store_schema.c, shown verbatim in the README's
  * "The store"), versioned by meta.schema_version and PRAGMA user_version.
  * Three choices shape the rest of this file:
  *
@@ -45,202 +45,7 @@
 #include <sqlite3.h>
 
 #include "sim.h"
-#include "store.h"
-
-/* ---- the schema ---------------------------------------------------------- */
-
-/* Kept byte for byte in README.md, "The store" (test_store checks it). */
-static const char SCHEMA[] =
-"-- fleetsim run store, schema version 1: one run per file.\n"
-"CREATE TABLE meta (\n"
-"  key   TEXT PRIMARY KEY,   -- 'schema_version', 'format'\n"
-"  value TEXT NOT NULL\n"
-") WITHOUT ROWID;\n"
-"\n"
-"-- The run: one row, id 1.  status 'running' in a closed store means the\n"
-"-- process died before it could say 'interrupted'.\n"
-"CREATE TABLE run (\n"
-"  id               INTEGER PRIMARY KEY CHECK (id = 1),\n"
-"  scenario_name    TEXT NOT NULL,\n"
-"  scenario_path    TEXT,\n"
-"  scenario_text    TEXT NOT NULL,     -- the YAML, verbatim\n"
-"  seed             TEXT NOT NULL,     -- '0x' + 16 hex digits\n"
-"  fleet_size       INTEGER NOT NULL,  -- the whole fleet, not just this shard\n"
-"  shard            TEXT NOT NULL,     -- 'K/N'; '0/1' when not sharded\n"
-"  plan             TEXT,              -- rollout plan; NULL: the scenario's\n"
-"  fleetsim_version TEXT NOT NULL,\n"
-"  command_line     TEXT,\n"
-"  started_at       TEXT NOT NULL,     -- wall clock, ISO 8601 UTC\n"
-"  ended_at         TEXT,\n"
-"  virtual_start_ms INTEGER NOT NULL,  -- scenario start, UTC ms since 1970\n"
-"  virtual_start    TEXT NOT NULL,     -- the same, ISO 8601 UTC\n"
-"  duration_ms      INTEGER NOT NULL,  -- virtual time the run plays\n"
-"  virtual_end_ms   INTEGER,           -- virtual time reached (ms after start)\n"
-"  status           TEXT NOT NULL DEFAULT 'running'\n"
-"                   CHECK (status IN ('running', 'complete', 'interrupted')),\n"
-"  exit_code        INTEGER,\n"
-"  reason           TEXT               -- why it was interrupted\n"
-");\n"
-"\n"
-"-- Every image, content file and profile the run used, by hash.\n"
-"CREATE TABLE artifacts (\n"
-"  kind    TEXT NOT NULL CHECK (kind IN ('image', 'content', 'profile')),\n"
-"  role    TEXT NOT NULL,  -- 'installed', 'update', 'revert', 'sensor', ...\n"
-"  name    TEXT NOT NULL,\n"
-"  sha256  TEXT,           -- 64 hex digits; NULL: built into fleetsim\n"
-"  size    INTEGER,\n"
-"  version TEXT,           -- sensor version, OS build, content version\n"
-"  path    TEXT,           -- host file it was read from\n"
-"  PRIMARY KEY (kind, role, name)\n"
-") WITHOUT ROWID;\n"
-"\n"
-"-- The fleet: every endpoint, emulated or not (cohort denominators).\n"
-"CREATE TABLE endpoints (\n"
-"  id          INTEGER PRIMARY KEY,  -- the fleet's endpoint id\n"
-"  external_id TEXT,                 -- inventory id; NULL: generated fleet\n"
-"  profile     TEXT NOT NULL,\n"
-"  os_build    INTEGER,\n"
-"  os_ubr      INTEGER,\n"
-"  sensor      TEXT,\n"
-"  region      TEXT,\n"
-"  tenant      TEXT,\n"
-"  ring        INTEGER,              -- rollout ring; NULL: none\n"
-"  seed        TEXT NOT NULL         -- its own seed, '0x' + 16 hex digits\n"
-");\n"
-"\n"
-"-- Any other attribute, for cohorts by anything.\n"
-"CREATE TABLE endpoint_attrs (\n"
-"  endpoint_id INTEGER NOT NULL,\n"
-"  key         TEXT NOT NULL,\n"
-"  value       TEXT NOT NULL,\n"
-"  PRIMARY KEY (endpoint_id, key)\n"
-") WITHOUT ROWID;\n"
-"\n"
-"-- Every attribute as (endpoint_id, key, value): GROUP BY any of them.\n"
-"CREATE VIEW endpoint_attr (endpoint_id, key, value) AS\n"
-"  SELECT id, 'profile', profile FROM endpoints\n"
-"  UNION ALL SELECT id, 'os', os_build || '.' || os_ubr FROM endpoints\n"
-"  UNION ALL SELECT id, 'sensor', sensor FROM endpoints\n"
-"  UNION ALL SELECT id, 'region', region FROM endpoints\n"
-"  UNION ALL SELECT id, 'tenant', tenant FROM endpoints\n"
-"  UNION ALL SELECT id, 'ring', ring FROM endpoints\n"
-"  UNION ALL SELECT endpoint_id, key, value FROM endpoint_attrs;\n"
-"\n"
-"-- What each emulation of an endpoint did.  boot 0 is the boot the run\n"
-"-- found the endpoint in; each reboot adds one.\n"
-"CREATE TABLE outcomes (\n"
-"  endpoint_id   INTEGER NOT NULL,\n"
-"  boot          INTEGER NOT NULL,\n"
-"  vt_ms         INTEGER NOT NULL,  -- virtual ms after run.virtual_start_ms\n"
-"  kind          TEXT NOT NULL\n"
-"                CHECK (kind IN ('ok', 'bugcheck', 'hang', 'unsupported-api')),\n"
-"  status        INTEGER,           -- DriverEntry's NTSTATUS; NULL: no return\n"
-"  bugcheck      INTEGER,           -- the code, for kind 'bugcheck'\n"
-"  bugcheck_name TEXT,\n"
-"  p1 TEXT, p2 TEXT, p3 TEXT, p4 TEXT,  -- its parameters, '0x' + 16 hex\n"
-"  image         TEXT,              -- the image that ran\n"
-"  image_base    TEXT,              -- where it was loaded (KASLR)\n"
-"  instructions  INTEGER,\n"
-"  events        INTEGER,           -- OS events delivered\n"
-"  phase         TEXT,              -- 'DriverEntry', 'process-notify', ...\n"
-"  detail        TEXT,\n"
-"  api           TEXT,              -- unsupported-api: 'ntoskrnl.exe!Name'\n"
-"  PRIMARY KEY (endpoint_id, boot)\n"
-") WITHOUT ROWID;\n"
-"\n"
-"-- The crash record of each bugcheck and hang: one per outcome row.\n"
-"CREATE TABLE crashes (\n"
-"  endpoint_id   INTEGER NOT NULL,\n"
-"  boot          INTEGER NOT NULL,\n"
-"  bucket        TEXT NOT NULL,  -- '0x50_R_KERNEL_sensor!MatchInstance+0x2f'\n"
-"  symbol        TEXT,           -- the frame it blames: module!function+0xoff\n"
-"  rip           TEXT,\n"
-"  module        TEXT,           -- of the faulting instruction ('nt', ...)\n"
-"  function      TEXT,\n"
-"  offset        INTEGER,        -- from function start (module base: no symbol)\n"
-"  instruction   TEXT,           -- 'mov r9d, dword ptr [r8]'\n"
-"  address       TEXT,           -- the address touched\n"
-"  access        TEXT CHECK (access IN ('none', 'read', 'write', 'execute')),\n"
-"  address_class TEXT,           -- 'null', 'user', 'non-canonical', 'kernel'\n"
-"  region        TEXT,           -- memory region holding the address\n"
-"  irql          INTEGER,\n"
-"  -- The details: NULL on an endpoint's later crashes in the same bucket\n"
-"  -- (a boot loop repeats itself), which its first crash there holds.\n"
-"  registers     TEXT,           -- JSON {\"rax\": \"0x...\", ..., \"rflags\": ...}\n"
-"  disasm        TEXT,           -- JSON [{\"address\", \"text\"}], ends at the fault\n"
-"  stack         TEXT,           -- JSON [{\"rip\", \"rsp\", \"module\", \"function\",\n"
-"                                --        \"offset\"}], innermost first\n"
-"  PRIMARY KEY (endpoint_id, boot)\n"
-");\n"
-"\n"
-"-- DbgPrint output: by default only beside a crash record's details.\n"
-"CREATE TABLE dbgprint (\n"
-"  endpoint_id INTEGER NOT NULL,\n"
-"  boot        INTEGER NOT NULL,\n"
-"  log         TEXT NOT NULL,\n"
-"  truncated   INTEGER NOT NULL,  -- 1: the guest printed more than was kept\n"
-"  PRIMARY KEY (endpoint_id, boot)\n"
-");\n"
-"\n"
-"-- What happened to each endpoint, when.  seq orders events of one\n"
-"-- endpoint at one virtual time.\n"
-"CREATE TABLE timeline (\n"
-"  endpoint_id INTEGER NOT NULL,\n"
-"  vt_ms       INTEGER NOT NULL,\n"
-"  seq         INTEGER NOT NULL,\n"
-"  kind        TEXT NOT NULL CHECK (kind IN ('online', 'offline', 'received',\n"
-"                'emulated', 'crashed', 'rebooted', 'boot-loop', 'known-bad',\n"
-"                'recovered', 'repaired')),\n"
-"  detail      TEXT,\n"
-"  PRIMARY KEY (endpoint_id, vt_ms, seq)\n"
-") WITHOUT ROWID;\n"
-"\n"
-"-- Rollout rings, and every gate decision with the numbers behind it.\n"
-"CREATE TABLE rings (\n"
-"  ring           INTEGER PRIMARY KEY,  -- 0 is released first\n"
-"  name           TEXT NOT NULL,\n"
-"  selector       TEXT,                 -- '0.1%', 'tenant=internal', ...\n"
-"  size           INTEGER NOT NULL,\n"
-"  bake_ms        INTEGER NOT NULL,\n"
-"  released_vt_ms INTEGER               -- NULL: never released\n"
-");\n"
-"\n"
-"CREATE TABLE gate_decisions (\n"
-"  ring            INTEGER NOT NULL,\n"
-"  vt_ms           INTEGER NOT NULL,\n"
-"  seq             INTEGER NOT NULL,\n"
-"  gate            TEXT NOT NULL,  -- 'min-exposure', 'threshold', 'control', ...\n"
-"  action          TEXT NOT NULL\n"
-"                  CHECK (action IN ('advance', 'hold', 'halt', 'rollback')),\n"
-"  exposed         INTEGER,        -- endpoints that received the update\n"
-"  reported        INTEGER,        -- of them, heard from after the bake time\n"
-"  crashes         INTEGER,        -- crash reports arrived by then\n"
-"  silent          INTEGER,        -- received, then went silent\n"
-"  control_exposed INTEGER,\n"
-"  control_crashes INTEGER,\n"
-"  statistic       REAL,           -- rate bound, Bayes factor, ...\n"
-"  threshold       REAL,\n"
-"  detail          TEXT,\n"
-"  PRIMARY KEY (ring, vt_ms, seq)\n"
-") WITHOUT ROWID;\n"
-"\n"
-"-- Crash buckets with their size and span.\n"
-"CREATE VIEW buckets AS\n"
-"  SELECT c.bucket, o.bugcheck, count(*) AS crashes,\n"
-"         count(DISTINCT c.endpoint_id) AS endpoints,\n"
-"         min(o.vt_ms) AS first_vt_ms, max(o.vt_ms) AS last_vt_ms,\n"
-"         min(c.endpoint_id) AS example_endpoint\n"
-"  FROM crashes c JOIN outcomes o USING (endpoint_id, boot)\n"
-"  GROUP BY c.bucket;\n"
-"\n"
-"CREATE INDEX crashes_bucket ON crashes (bucket);\n"
-"CREATE INDEX outcomes_kind ON outcomes (kind);\n"
-"CREATE INDEX timeline_kind ON timeline (kind, endpoint_id);\n";
-
-const char *store_schema_sql(void)
-{
-    return SCHEMA;
-}
+#include "store-internal.h"
 
 /* ---- names --------------------------------------------------------------- */
 
@@ -637,147 +442,6 @@ static const char *stack_json(store *st, const sim_outcome *o)
     return j.overflow ? NULL : j.p;
 }
 
-/* ---- bucket keys ----------------------------------------------------------- */
-
-/* A frame as the bucket names it. */
-typedef struct blame {
-    const char *module, *function;   /* fixed-size fields, maybe unterminated */
-    size_t module_max, function_max;
-    uint64_t offset;
-} blame;
-
-static bool is_nt(const char *module, size_t max)
-{
-    return strncmp(module, "nt", max) == 0 || strncmp(module, "ntoskrnl.exe", max) == 0 ||
-           strncmp(module, "ntoskrnl", max) == 0;
-}
-
-static bool is_driver(const char *module, size_t max)
-{
-    return module[0] && !is_nt(module, max);
-}
-
-/*
- * The frame a crash is blamed on: the faulting instruction's, unless it is
- * in nt or in no module, when the innermost stack frame in a driver is (the
- * driver called the kernel routine that found the fault, or jumped to where
- * no module is).  With no such frame the fault's own stays.
- */
-static blame blame_frame(const sim_outcome *o)
-{
-    blame b = {o->fault.module, o->fault.function, sizeof o->fault.module,
-               sizeof o->fault.function, o->fault.offset};
-    if (is_driver(b.module, b.module_max))
-        return b;
-    int n = o->nframes > SIM_MAX_FRAMES ? SIM_MAX_FRAMES : o->nframes;
-    for (int i = 0; i < n; i++) {
-        const sim_frame *f = &o->stack[i];
-        if (is_driver(f->module, sizeof f->module))
-            return (blame){f->module, f->function, sizeof f->module, sizeof f->function,
-                           f->offset};
-    }
-    return b;
-}
-
-/* Copy a name into a key, keeping characters symbol names use; the rest
- * (spaces, '!', '+', '_' separators are fine) becomes '?'. */
-static size_t key_name(char *out, size_t room, const char *name, size_t max)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < max && name[i] && n + 1 < room; i++) {
-        unsigned char c = (unsigned char)name[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  strchr("_.-:<>~$@?", c) != NULL;
-        out[n++] = ok ? (char)c : '?';
-    }
-    if (room)
-        out[n < room ? n : room - 1] = '\0';
-    return n;
-}
-
-static bool has_symbol(const char *function, size_t max)
-{
-    return function[0] && strncmp(function, "unknown_function", max) != 0;
-}
-
-/* "module!function+0xoff" (or "module+0xoff"), within `room` bytes with its
- * NUL: a long function name is shortened so the offset always fits. */
-static void frame_text(char *out, size_t room, const blame *b)
-{
-    char module[64], function[64], off[24];
-    if (b->module[0])
-        key_name(module, sizeof module, b->module, b->module_max);
-    else
-        snprintf(module, sizeof module, "unknown_module");
-    snprintf(off, sizeof off, "+0x%llx", (unsigned long long)b->offset);
-    if (!has_symbol(b->function, b->function_max) || !b->module[0]) {
-        if (!b->module[0])
-            off[0] = '\0';          /* no module: an offset from nothing */
-        snprintf(out, room, "%s%s", module, off);
-        return;
-    }
-    key_name(function, sizeof function, b->function, b->function_max);
-    size_t fixed = strlen(module) + 1 + strlen(off) + 1;
-    if (fixed < room && strlen(function) > room - fixed)
-        function[room - fixed] = '\0';
-    snprintf(out, room, "%s!%s%s", module, function, off);
-}
-
-int store_bucket_key(const sim_outcome *o, char *out, size_t outlen)
-{
-    if (!out || outlen == 0)
-        return SIM_EINVAL;
-    out[0] = '\0';
-    if (!o || (unsigned)o->kind >= SIM_OUTCOME_COUNT)
-        return SIM_EINVAL;
-
-    char buf[STORE_BUCKET_SIZE];
-    size_t room = sizeof buf < outlen ? sizeof buf : outlen;
-    if (o->kind == SIM_OUTCOME_OK)
-        return SIM_EINVAL;
-    if (o->kind == SIM_OUTCOME_UNSUPPORTED_API) {
-        /* "ntoskrnl.exe!Name": the one '!' is the API's own separator. */
-        size_t n = (size_t)snprintf(buf, sizeof buf, "UNSUPPORTED_");
-        const char *bang = memchr(o->api, '!', strnlen(o->api, sizeof o->api));
-        size_t dll = bang ? (size_t)(bang - o->api) : sizeof o->api;
-        n += key_name(buf + n, sizeof buf - n, o->api, dll);
-        if (bang && n + 1 < sizeof buf) {
-            buf[n++] = '!';
-            key_name(buf + n, sizeof buf - n, bang + 1, sizeof o->api - dll - 1);
-        }
-        snprintf(out, room, "%s", buf);
-        return 0;
-    }
-
-    char head[32];
-    int n;
-    if (o->kind == SIM_OUTCOME_BUGCHECK)
-        n = snprintf(head, sizeof head, "0x%X_", o->bugcheck);
-    else
-        n = snprintf(head, sizeof head, "HANG_");
-    if (o->has_fault && o->fault.access != SIM_ACCESS_NONE) {
-        static const char access[] = "-RWX";
-        static const char *const cls[] = {"NULL", "USER", "NONCANONICAL", "KERNEL"};
-        unsigned a = (unsigned)o->fault.access, c = (unsigned)o->fault.address_class;
-        snprintf(head + n, sizeof head - (size_t)n, "%c_%s_", a < 4 ? access[a] : '-',
-                 c < 4 ? cls[c] : "-");
-    } else {
-        snprintf(head + n, sizeof head - (size_t)n, "-_-_");
-    }
-
-    char frame[STORE_BUCKET_SIZE];
-    size_t hl = strlen(head);
-    if (o->has_fault) {
-        blame b = blame_frame(o);
-        frame_text(frame, sizeof buf - hl, &b);
-    } else {
-        snprintf(frame, sizeof frame, "unknown");
-    }
-    snprintf(buf, sizeof buf, "%s%s", head, frame);
-    snprintf(out, room, "%s", buf);
-    return 0;
-}
-
 /* ---- opening and closing -------------------------------------------------- */
 
 void store_options_init(store_options *opts)
@@ -835,7 +499,7 @@ static int create_schema(store *st, char *err, size_t errlen)
              STORE_SCHEMA_VERSION, STORE_SCHEMA_VERSION, STORE_APPLICATION_ID);
     int rc = sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(st->db, SCHEMA, NULL, NULL, NULL);
+        rc = sqlite3_exec(st->db, store_schema_sql(), NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
@@ -1257,8 +921,7 @@ static int write_crash_row(store *st, const store_outcome_at *at, const sim_outc
     bind_str(s, 3, bucket);
     if (o->has_fault) {
         const sim_fault *f = &o->fault;
-        blame b = blame_frame(o);
-        frame_text(symbol, sizeof symbol, &b);
+        store__blamed_frame(o, symbol, sizeof symbol);
         bind_str(s, 4, symbol);
         bind_hex(s, 5, f->rip);
         BIND_FIELD(s, 6, f->module);
