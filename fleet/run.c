@@ -201,6 +201,8 @@ typedef struct run_ctx {
     size_t nprofiles_loaded;
     sim_profile **profile_of;        /* per scenario profile index */
     sim_image **image_of;            /* per scenario sensor index */
+    char **image_path_of;            /* the files they came from, absolute */
+    char *update_image_path;
     sim_image *update_image;         /* a driver the update installs; NULL: none */
     blob_list on_disk, update, revert;
 
@@ -487,7 +489,8 @@ static void job_done(uv_work_t *req, int status)
         }
     }
 
-    store_outcome_at at = {j->id, j->boot, crashed ? t_out : j->t, j->run.image->name};
+    store_outcome_at at = {j->id, j->boot, crashed ? t_out : j->t, j->run.image->name, true,
+                           j->run.seed, j->kind == JOB_RECEIVE ? "live" : "boot"};
     if (store_write_outcome(c->st, &at, &j->out, err, sizeof err) < 0)
         fail(c, "%s", err);
     timeline(c, j->id, j->t, STORE_TIMELINE_EMULATED, j->kind == JOB_RECEIVE ? "update loaded live" : "boot");
@@ -746,8 +749,9 @@ static int setup(run_ctx *c, const run_args *a, char *err, size_t errlen)
     const scenario_names *sn = &c->sc->attrs[SCENARIO_ATTR_SENSOR];
     c->profile_of = sim_calloc(pn->count + 1, sizeof *c->profile_of);
     c->image_of = sim_calloc(sn->count + 1, sizeof *c->image_of);
+    c->image_path_of = sim_calloc(sn->count + 1, sizeof *c->image_path_of);
     c->cohorts = sim_calloc(pn->count * sn->count + 1, sizeof *c->cohorts);
-    if (!c->profile_of || !c->image_of || !c->cohorts)
+    if (!c->profile_of || !c->image_of || !c->image_path_of || !c->cohorts)
         return SIM_ENOMEM;
     for (size_t i = 0; i < pn->count; i++)
         for (size_t k = 0; k < c->nprofiles_loaded; k++)
@@ -762,6 +766,8 @@ static int setup(run_ctx *c, const run_args *a, char *err, size_t errlen)
                      sn->items[i].name, c->sc->path);
             return rc;
         }
+        if (!(c->image_path_of[i] = realpath(path, NULL)))
+            return SIM_ENOMEM;
     }
     if (c->sc->update_image) {
         char path[1024];
@@ -774,6 +780,8 @@ static int setup(run_ctx *c, const run_args *a, char *err, size_t errlen)
             snprintf(err + len, errlen - len, " (update.image of %s)", c->sc->path);
             return rc;
         }
+        if (!(c->update_image_path = realpath(path, NULL)))
+            return SIM_ENOMEM;
     }
     const char *module = sn->count ? c->image_of[0]->module : "sensor";
     if ((rc = load_blobs(c, &c->sc->on_disk, module, &c->on_disk, err, errlen)) < 0 ||
@@ -800,13 +808,15 @@ static int write_header(run_ctx *c, int argc, char **argv, const char *text, cha
     int rc = store_write_run(c->st, &r, err, errlen);
     for (size_t i = 0; rc == 0 && i < c->sc->attrs[SCENARIO_ATTR_SENSOR].count; i++) {
         const sim_image *im = c->image_of[i];
-        store_artifact art = {STORE_ARTIFACT_IMAGE, "sensor", im->name, NULL, im->sha256,
+        store_artifact art = {STORE_ARTIFACT_IMAGE, "sensor", im->name, c->image_path_of[i],
+                              im->sha256,
                               im->file_size, c->sc->attrs[SCENARIO_ATTR_SENSOR].items[i].name};
         rc = store_write_artifact(c->st, &art, err, errlen);
     }
     if (rc == 0 && c->update_image) {
         const sim_image *im = c->update_image;
-        store_artifact art = {STORE_ARTIFACT_IMAGE, "update", im->name, NULL, im->sha256,
+        store_artifact art = {STORE_ARTIFACT_IMAGE, "update", im->name, c->update_image_path,
+                              im->sha256,
                               im->file_size, NULL};
         rc = store_write_artifact(c->st, &art, err, errlen);
     }
@@ -905,6 +915,10 @@ static void teardown(run_ctx *c)
     for (size_t i = 0; c->image_of && i < c->sc->attrs[SCENARIO_ATTR_SENSOR].count; i++)
         sim_image_destroy(c->image_of[i]);
     sim_free(c->image_of);
+    for (size_t i = 0; c->image_path_of && i < c->sc->attrs[SCENARIO_ATTR_SENSOR].count; i++)
+        free(c->image_path_of[i]);
+    sim_free(c->image_path_of);
+    free(c->update_image_path);
     sim_image_destroy(c->update_image);
     sim_free(c->profile_of);
     sim_profile_list_destroy(c->profiles, c->nprofiles_loaded);

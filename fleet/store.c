@@ -97,7 +97,7 @@ const char *store_gate_action_name(store_gate_action action)
                  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")                             \
     XX(ATTR, "INSERT OR REPLACE INTO endpoint_attrs VALUES (?, ?, ?)")         \
     XX(OUTCOME, "INSERT OR REPLACE INTO outcomes VALUES "                      \
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")     \
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)") \
     XX(CRASH, "INSERT OR REPLACE INTO crashes VALUES "                         \
               "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")          \
     XX(SEEN, "SELECT 1 FROM crashes WHERE endpoint_id = ?1 AND boot < ?2 "      \
@@ -878,6 +878,10 @@ static int write_outcome_row(store *st, const store_outcome_at *at, const sim_ou
     BIND_FIELD(s, 16, o->phase);
     BIND_FIELD(s, 17, o->detail);
     BIND_FIELD(s, 18, o->api);
+    if (at->has_seed)
+        bind_hex(s, 19, at->seed);
+    if (at->start)
+        bind_str(s, 20, at->start);
     return step_done(s);
 }
 

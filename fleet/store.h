@@ -38,7 +38,7 @@
 
 /* Bumped whenever a table or column changes; kept in meta.schema_version
  * and PRAGMA user_version.  store_open refuses a store of another version. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* PRAGMA application_id of a fleetsim store: "FSim". */
 #define STORE_APPLICATION_ID 0x4653696d
@@ -198,6 +198,9 @@ typedef struct store_outcome_at {
     uint32_t boot;           /* boots since the run started: 0 is the first */
     int64_t vt_ms;           /* virtual ms after the scenario's start */
     const char *image;       /* the image that ran; NULL: unknown */
+    bool has_seed;
+    uint64_t seed;           /* the emulation's seed (sim_run.seed) */
+    const char *start;       /* "boot", "live" (a file arrived); NULL: unknown */
 } store_outcome_at;
 
 /*

@@ -12,7 +12,7 @@
 
 /* Kept byte for byte in README.md, "The store" (test_store checks it). */
 static const char SCHEMA[] =
-"-- fleetsim run store, schema version 1: one run per file.\n"
+"-- fleetsim run store, schema version 2: one run per file.\n"
 "CREATE TABLE meta (\n"
 "  key   TEXT PRIMARY KEY,   -- 'schema_version', 'format'\n"
 "  value TEXT NOT NULL\n"
@@ -106,6 +106,10 @@ static const char SCHEMA[] =
 "  phase         TEXT,              -- 'DriverEntry', 'process-notify', ...\n"
 "  detail        TEXT,\n"
 "  api           TEXT,              -- unsupported-api: 'ntoskrnl.exe!Name'\n"
+"  seed          TEXT,              -- this emulation's seed: fleetsim emulate --seed\n"
+"  start         TEXT CHECK (start IN ('boot', 'live')),  -- the driver started at\n"
+"                                   -- boot with the content on disk, or a file\n"
+"                                   -- arrived while it ran (an update received)\n"
 "  PRIMARY KEY (endpoint_id, boot)\n"
 ") WITHOUT ROWID;\n"
 "\n"

@@ -210,7 +210,8 @@ static void write_fleet(store *st, const uint64_t *order, size_t n)
         for (uint32_t boot = 0; boot < (bad ? 3u : 1u); boot++) {
             sim_outcome *o = bad && boot < 2 ? crash_at(base + boot * 0x200000, "MatchInstance", 0x2f)
                                               : ok_outcome(base);
-            store_outcome_at at = {id, boot, t + boot * 60000, "sensor.sys"};
+            store_outcome_at at = {id, boot, t + boot * 60000, "sensor.sys", true, id * 16 + boot,
+                                   boot ? "boot" : "live"};
             assert_int_equal(store_write_outcome(st, &at, o, err, sizeof err), 0);
             assert_int_equal(store_write_timeline_event(st, id, at.vt_ms, STORE_TIMELINE_EMULATED,
                                                         NULL, err, sizeof err), 0);
@@ -325,7 +326,7 @@ static void schema_is_created_and_versioned(void **state)
     assert_int_equal(store_close(st, err, sizeof err), 0);
 
     sqlite3 *db = open_db(f->path);
-    assert_string_equal(query1(db, "SELECT value FROM meta WHERE key = 'schema_version'"), "1");
+    assert_string_equal(query1(db, "SELECT value FROM meta WHERE key = 'schema_version'"), "2");
     assert_int_equal(query_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
     assert_int_equal(query_int(db, "PRAGMA application_id"), STORE_APPLICATION_ID);
     assert_string_equal(query1(db, "PRAGMA journal_mode"), "wal");
@@ -544,7 +545,7 @@ static void same_rows_any_order_same_store(void **state)
     /* An outcome written again as something else loses its crash record. */
     open_store(other, false, &b);
     sim_outcome *o = ok_outcome(0xfffff80000000000ull);
-    store_outcome_at at = {2, 0, 7742000, "sensor.sys"};
+    store_outcome_at at = {2, 0, 7742000, "sensor.sys", true, 2, "live"};
     assert_int_equal(store_write_outcome(b, &at, o, err, sizeof err), 0);
     free(o);
     assert_int_equal(store_close(b, err, sizeof err), 0);
@@ -712,7 +713,7 @@ static void full_disk_keeps_committed_rows(void **state)
     for (uint64_t id = 0; id < 100000 && rc == 0; id++) {
         sim_outcome *o = id % 3 ? ok_outcome(0xfffff80000000000ull)
                                 : crash_at(0xfffff80000000000ull, "MatchInstance", 0x2f);
-        store_outcome_at at = {id, 0, (int64_t)id, "sensor.sys"};
+        store_outcome_at at = {id, 0, (int64_t)id, "sensor.sys", false, 0, NULL};
         rc = store_write_outcome(st, &at, o, err, sizeof err);
         free(o);
         written += rc == 0;
