@@ -464,33 +464,33 @@ static void print_text(const sim_image *image, const sim_profile *profile,
 
 /* ---- the JSON report ---------------------------------------------------- */
 
-static void json_fault(fleet_json *w, const sim_fault *f)
+static void json_fault(json_writer *w, const sim_fault *f)
 {
-    fleet_json_object_begin(w);
-    fleet_json_key(w, "rip");
-    fleet_json_hex(w, f->rip);
-    fleet_json_key(w, "module");
-    fleet_json_string_or_null(w, f->module);
-    fleet_json_key(w, "function");
-    fleet_json_string_or_null(w, f->function);
-    fleet_json_key(w, "offset");
-    fleet_json_hex(w, f->offset);
-    fleet_json_key(w, "instruction");
-    fleet_json_string(w, f->instruction);
-    fleet_json_key(w, "address");
-    fleet_json_hex(w, f->address);
-    fleet_json_key(w, "access");
-    fleet_json_string(w, sim_access_name(f->access));
-    fleet_json_key(w, "address_class");
-    fleet_json_string(w, sim_addr_class_name(f->address_class));
-    fleet_json_key(w, "region");
-    fleet_json_string_or_null(w, f->region);
-    fleet_json_key(w, "irql");
-    fleet_json_u64(w, f->irql);
-    fleet_json_object_end(w);
+    json_object_begin(w);
+    json_key(w, "rip");
+    json_hex(w, f->rip);
+    json_key(w, "module");
+    json_string_or_null(w, f->module);
+    json_key(w, "function");
+    json_string_or_null(w, f->function);
+    json_key(w, "offset");
+    json_hex(w, f->offset);
+    json_key(w, "instruction");
+    json_string(w, f->instruction);
+    json_key(w, "address");
+    json_hex(w, f->address);
+    json_key(w, "access");
+    json_string(w, sim_access_name(f->access));
+    json_key(w, "address_class");
+    json_string(w, sim_addr_class_name(f->address_class));
+    json_key(w, "region");
+    json_string_or_null(w, f->region);
+    json_key(w, "irql");
+    json_u64(w, f->irql);
+    json_object_end(w);
 }
 
-static void json_registers(fleet_json *w, const sim_regs *r)
+static void json_registers(json_writer *w, const sim_regs *r)
 {
     const struct {
         const char *name;
@@ -503,159 +503,159 @@ static void json_registers(fleet_json *w, const sim_regs *r)
         {"rip", r->rip}, {"rflags", r->rflags},
     };
 
-    fleet_json_object_begin(w);
+    json_object_begin(w);
     for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++) {
-        fleet_json_key(w, regs[i].name);
-        fleet_json_hex(w, regs[i].value);
+        json_key(w, regs[i].name);
+        json_hex(w, regs[i].value);
     }
-    fleet_json_object_end(w);
+    json_object_end(w);
 }
 
-static void json_bugcheck(fleet_json *w, const sim_outcome *o)
+static void json_bugcheck(json_writer *w, const sim_outcome *o)
 {
     if (o->kind != SIM_OUTCOME_BUGCHECK) {
-        fleet_json_null(w);
+        json_null(w);
         return;
     }
-    fleet_json_object_begin(w);
-    fleet_json_key(w, "code");
-    fleet_json_hex(w, o->bugcheck);
-    fleet_json_key(w, "name");
-    fleet_json_string_or_null(w, sim_bugcheck_name(o->bugcheck));
-    fleet_json_key(w, "params");
-    fleet_json_array_begin(w);
+    json_object_begin(w);
+    json_key(w, "code");
+    json_hex(w, o->bugcheck);
+    json_key(w, "name");
+    json_string_or_null(w, sim_bugcheck_name(o->bugcheck));
+    json_key(w, "params");
+    json_array_begin(w);
     for (int i = 0; i < 4; i++)
-        fleet_json_hex(w, o->params[i]);
-    fleet_json_array_end(w);
-    fleet_json_object_end(w);
+        json_hex(w, o->params[i]);
+    json_array_end(w);
+    json_object_end(w);
 }
 
-static void json_disasm_and_stack(fleet_json *w, const sim_outcome *o)
+static void json_disasm_and_stack(json_writer *w, const sim_outcome *o)
 {
     int ninsn = o->ndisasm < 0 ? 0 : o->ndisasm > SIM_MAX_DISASM ? SIM_MAX_DISASM : o->ndisasm;
     int nframes = o->nframes < 0 ? 0 : o->nframes > SIM_MAX_FRAMES ? SIM_MAX_FRAMES : o->nframes;
 
-    fleet_json_key(w, "disasm");
-    fleet_json_array_begin(w);
+    json_key(w, "disasm");
+    json_array_begin(w);
     for (int i = 0; i < ninsn; i++) {
-        fleet_json_object_begin(w);
-        fleet_json_key(w, "address");
-        fleet_json_hex(w, o->disasm[i].address);
-        fleet_json_key(w, "text");
-        fleet_json_string(w, o->disasm[i].text);
-        fleet_json_key(w, "fault");
-        fleet_json_bool(w, o->has_fault && o->disasm[i].address == o->fault.rip);
-        fleet_json_object_end(w);
+        json_object_begin(w);
+        json_key(w, "address");
+        json_hex(w, o->disasm[i].address);
+        json_key(w, "text");
+        json_string(w, o->disasm[i].text);
+        json_key(w, "fault");
+        json_bool(w, o->has_fault && o->disasm[i].address == o->fault.rip);
+        json_object_end(w);
     }
-    fleet_json_array_end(w);
+    json_array_end(w);
 
-    fleet_json_key(w, "stack");
-    fleet_json_array_begin(w);
+    json_key(w, "stack");
+    json_array_begin(w);
     for (int i = 0; i < nframes; i++) {
         const sim_frame *fr = &o->stack[i];
 
-        fleet_json_object_begin(w);
-        fleet_json_key(w, "rsp");
-        fleet_json_hex(w, fr->rsp);
-        fleet_json_key(w, "rip");
-        fleet_json_hex(w, fr->rip);
-        fleet_json_key(w, "module");
-        fleet_json_string_or_null(w, fr->module);
-        fleet_json_key(w, "function");
-        fleet_json_string_or_null(w, fr->function);
-        fleet_json_key(w, "offset");
-        fleet_json_hex(w, fr->offset);
-        fleet_json_object_end(w);
+        json_object_begin(w);
+        json_key(w, "rsp");
+        json_hex(w, fr->rsp);
+        json_key(w, "rip");
+        json_hex(w, fr->rip);
+        json_key(w, "module");
+        json_string_or_null(w, fr->module);
+        json_key(w, "function");
+        json_string_or_null(w, fr->function);
+        json_key(w, "offset");
+        json_hex(w, fr->offset);
+        json_object_end(w);
     }
-    fleet_json_array_end(w);
+    json_array_end(w);
 }
 
 /* The log as lines; a final newline does not make an empty last line. */
-static void json_log(fleet_json *w, const sim_outcome *o)
+static void json_log(json_writer *w, const sim_outcome *o)
 {
     size_t len = o->loglen < SIM_LOG_SIZE ? o->loglen : SIM_LOG_SIZE - 1;
     const char *p = o->log, *end = o->log + len;
 
-    fleet_json_array_begin(w);
+    json_array_begin(w);
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *stop = nl ? nl : end;
 
-        fleet_json_string_n(w, p, (size_t)(stop - p));
+        json_string_n(w, p, (size_t)(stop - p));
         p = nl ? nl + 1 : end;
     }
-    fleet_json_array_end(w);
+    json_array_end(w);
 }
 
 static int print_json(const sim_image *image, const sim_profile *profile,
                       const sim_run *run, const content_file *contents,
                       const sim_outcome *o)
 {
-    fleet_json w;
+    json_writer w;
 
-    fleet_json_init(&w, stdout);
-    fleet_json_object_begin(&w);
-    fleet_json_key(&w, "image");
-    fleet_json_string(&w, image->name);
-    fleet_json_key(&w, "sha256");
-    fleet_json_hex_bytes(&w, image->sha256, sizeof image->sha256);
-    fleet_json_key(&w, "profile");
-    fleet_json_string(&w, profile->name);
-    fleet_json_key(&w, "seed");
-    fleet_json_u64(&w, run->seed);
-    fleet_json_key(&w, "content");
-    fleet_json_array_begin(&w);
+    json_init(&w, stdout);
+    json_object_begin(&w);
+    json_key(&w, "image");
+    json_string(&w, image->name);
+    json_key(&w, "sha256");
+    json_hex_bytes(&w, image->sha256, sizeof image->sha256);
+    json_key(&w, "profile");
+    json_string(&w, profile->name);
+    json_key(&w, "seed");
+    json_u64(&w, run->seed);
+    json_key(&w, "content");
+    json_array_begin(&w);
     for (size_t i = 0; i < run->nfiles; i++) {
-        fleet_json_object_begin(&w);
-        fleet_json_key(&w, "path");
-        fleet_json_string(&w, contents[i].vfs_path);
-        fleet_json_key(&w, "host_path");
-        fleet_json_string(&w, contents[i].host_path);
-        fleet_json_key(&w, "size");
-        fleet_json_u64(&w, contents[i].size);
-        fleet_json_object_end(&w);
+        json_object_begin(&w);
+        json_key(&w, "path");
+        json_string(&w, contents[i].vfs_path);
+        json_key(&w, "host_path");
+        json_string(&w, contents[i].host_path);
+        json_key(&w, "size");
+        json_u64(&w, contents[i].size);
+        json_object_end(&w);
     }
-    fleet_json_array_end(&w);
-    fleet_json_key(&w, "outcome");
-    fleet_json_string(&w, sim_outcome_name(o->kind));
-    fleet_json_key(&w, "status");
+    json_array_end(&w);
+    json_key(&w, "outcome");
+    json_string(&w, sim_outcome_name(o->kind));
+    json_key(&w, "status");
     if (o->status_valid)
-        fleet_json_hex(&w, o->status);
+        json_hex(&w, o->status);
     else
-        fleet_json_null(&w);
-    fleet_json_key(&w, "image_base");
-    fleet_json_hex(&w, o->image_base);
-    fleet_json_key(&w, "pool_base");
-    fleet_json_hex(&w, o->pool_base);
-    fleet_json_key(&w, "bugcheck");
+        json_null(&w);
+    json_key(&w, "image_base");
+    json_hex(&w, o->image_base);
+    json_key(&w, "pool_base");
+    json_hex(&w, o->pool_base);
+    json_key(&w, "bugcheck");
     json_bugcheck(&w, o);
-    fleet_json_key(&w, "fault");
+    json_key(&w, "fault");
     if (o->has_fault)
         json_fault(&w, &o->fault);
     else
-        fleet_json_null(&w);
-    fleet_json_key(&w, "registers");
+        json_null(&w);
+    json_key(&w, "registers");
     if (o->has_fault)
         json_registers(&w, &o->regs);
     else
-        fleet_json_null(&w);
+        json_null(&w);
     json_disasm_and_stack(&w, o);
-    fleet_json_key(&w, "api");
-    fleet_json_string_or_null(&w, o->kind == SIM_OUTCOME_UNSUPPORTED_API ? o->api : NULL);
-    fleet_json_key(&w, "phase");
-    fleet_json_string(&w, o->phase);
-    fleet_json_key(&w, "detail");
-    fleet_json_string(&w, o->detail);
-    fleet_json_key(&w, "log");
+    json_key(&w, "api");
+    json_string_or_null(&w, o->kind == SIM_OUTCOME_UNSUPPORTED_API ? o->api : NULL);
+    json_key(&w, "phase");
+    json_string(&w, o->phase);
+    json_key(&w, "detail");
+    json_string(&w, o->detail);
+    json_key(&w, "log");
     json_log(&w, o);
-    fleet_json_key(&w, "log_truncated");
-    fleet_json_bool(&w, o->log_truncated);
-    fleet_json_key(&w, "instructions");
-    fleet_json_u64(&w, o->instructions);
-    fleet_json_key(&w, "events_delivered");
-    fleet_json_u64(&w, o->events_delivered);
-    fleet_json_object_end(&w);
-    return fleet_json_finish(&w);
+    json_key(&w, "log_truncated");
+    json_bool(&w, o->log_truncated);
+    json_key(&w, "instructions");
+    json_u64(&w, o->instructions);
+    json_key(&w, "events_delivered");
+    json_u64(&w, o->events_delivered);
+    json_object_end(&w);
+    return json_finish(&w);
 }
 
 /* ---- the command -------------------------------------------------------- */

@@ -241,144 +241,144 @@ static void print_text(const sim_image *image)
 
 /* ---- JSON --------------------------------------------------------------- */
 
-static void json_headers(fleet_json *w, const sim_image *image)
+static void json_headers(json_writer *w, const sim_image *image)
 {
     char entry[160];
 
-    fleet_json_key(w, "image");
-    fleet_json_string(w, image->name);
-    fleet_json_key(w, "module");
-    fleet_json_string(w, image->module);
-    fleet_json_key(w, "sha256");
-    fleet_json_hex_bytes(w, image->sha256, sizeof image->sha256);
-    fleet_json_key(w, "size");
-    fleet_json_u64(w, image->file_size);
-    fleet_json_key(w, "machine");
-    fleet_json_hex(w, image->machine);
-    fleet_json_key(w, "subsystem");
-    fleet_json_u64(w, image->subsystem);
-    fleet_json_key(w, "characteristics");
-    fleet_json_hex(w, image->characteristics);
-    fleet_json_key(w, "dll_characteristics");
-    fleet_json_hex(w, image->dll_characteristics);
-    fleet_json_key(w, "timestamp");
-    fleet_json_u64(w, image->timestamp);
-    fleet_json_key(w, "preferred_base");
-    fleet_json_hex(w, image->preferred_base);
-    fleet_json_key(w, "size_of_image");
-    fleet_json_hex(w, image->size_of_image);
-    fleet_json_key(w, "entry_rva");
-    fleet_json_hex(w, image->entry_rva);
+    json_key(w, "image");
+    json_string(w, image->name);
+    json_key(w, "module");
+    json_string(w, image->module);
+    json_key(w, "sha256");
+    json_hex_bytes(w, image->sha256, sizeof image->sha256);
+    json_key(w, "size");
+    json_u64(w, image->file_size);
+    json_key(w, "machine");
+    json_hex(w, image->machine);
+    json_key(w, "subsystem");
+    json_u64(w, image->subsystem);
+    json_key(w, "characteristics");
+    json_hex(w, image->characteristics);
+    json_key(w, "dll_characteristics");
+    json_hex(w, image->dll_characteristics);
+    json_key(w, "timestamp");
+    json_u64(w, image->timestamp);
+    json_key(w, "preferred_base");
+    json_hex(w, image->preferred_base);
+    json_key(w, "size_of_image");
+    json_hex(w, image->size_of_image);
+    json_key(w, "entry_rva");
+    json_hex(w, image->entry_rva);
     format_entry(entry, sizeof entry, image);
-    fleet_json_key(w, "entry_symbol");
-    fleet_json_string_or_null(w, entry);
-    fleet_json_key(w, "section_alignment");
-    fleet_json_hex(w, image->section_alignment);
-    fleet_json_key(w, "file_alignment");
-    fleet_json_hex(w, image->file_alignment);
+    json_key(w, "entry_symbol");
+    json_string_or_null(w, entry);
+    json_key(w, "section_alignment");
+    json_hex(w, image->section_alignment);
+    json_key(w, "file_alignment");
+    json_hex(w, image->file_alignment);
 }
 
-static void json_sections(fleet_json *w, const sim_image *image)
+static void json_sections(json_writer *w, const sim_image *image)
 {
     char prot[4];
 
-    fleet_json_key(w, "sections");
-    fleet_json_array_begin(w);
+    json_key(w, "sections");
+    json_array_begin(w);
     for (size_t i = 0; i < image->nsections; i++) {
         const sim_section *s = &image->sections[i];
 
         format_prot(prot, s->prot);
-        fleet_json_object_begin(w);
-        fleet_json_key(w, "name");
-        fleet_json_string(w, s->name);
-        fleet_json_key(w, "rva");
-        fleet_json_hex(w, s->rva);
-        fleet_json_key(w, "vsize");
-        fleet_json_hex(w, s->vsize);
-        fleet_json_key(w, "raw_size");
-        fleet_json_hex(w, s->raw_size);
-        fleet_json_key(w, "prot");
-        fleet_json_string(w, prot);
-        fleet_json_key(w, "discardable");
-        fleet_json_bool(w, s->discardable);
-        fleet_json_object_end(w);
+        json_object_begin(w);
+        json_key(w, "name");
+        json_string(w, s->name);
+        json_key(w, "rva");
+        json_hex(w, s->rva);
+        json_key(w, "vsize");
+        json_hex(w, s->vsize);
+        json_key(w, "raw_size");
+        json_hex(w, s->raw_size);
+        json_key(w, "prot");
+        json_string(w, prot);
+        json_key(w, "discardable");
+        json_bool(w, s->discardable);
+        json_object_end(w);
     }
-    fleet_json_array_end(w);
+    json_array_end(w);
 }
 
 /* Imports grouped by DLL: [{"dll": …, "functions": [{…}]}]. */
-static void json_imports(fleet_json *w, const sim_image *image)
+static void json_imports(json_writer *w, const sim_image *image)
 {
-    fleet_json_key(w, "imports");
-    fleet_json_array_begin(w);
+    json_key(w, "imports");
+    json_array_begin(w);
     for (size_t i = 0; i < image->nimports; i++) {
         if (dll_seen_before(image, i))
             continue;
-        fleet_json_object_begin(w);
-        fleet_json_key(w, "dll");
-        fleet_json_string(w, image->imports[i].dll);
-        fleet_json_key(w, "functions");
-        fleet_json_array_begin(w);
+        json_object_begin(w);
+        json_key(w, "dll");
+        json_string(w, image->imports[i].dll);
+        json_key(w, "functions");
+        json_array_begin(w);
         for (size_t k = i; k < image->nimports; k++) {
             const sim_import *imp = &image->imports[k];
 
             if (strcasecmp(imp->dll, image->imports[i].dll) != 0)
                 continue;
-            fleet_json_object_begin(w);
-            fleet_json_key(w, "name");
-            fleet_json_string_or_null(w, imp->name);
-            fleet_json_key(w, "ordinal");
-            fleet_json_u64(w, imp->ordinal);
-            fleet_json_key(w, "by_ordinal");
-            fleet_json_bool(w, imp->by_ordinal);
-            fleet_json_key(w, "missing");
-            fleet_json_bool(w, import_missing(imp));
-            fleet_json_object_end(w);
+            json_object_begin(w);
+            json_key(w, "name");
+            json_string_or_null(w, imp->name);
+            json_key(w, "ordinal");
+            json_u64(w, imp->ordinal);
+            json_key(w, "by_ordinal");
+            json_bool(w, imp->by_ordinal);
+            json_key(w, "missing");
+            json_bool(w, import_missing(imp));
+            json_object_end(w);
         }
-        fleet_json_array_end(w);
-        fleet_json_object_end(w);
+        json_array_end(w);
+        json_object_end(w);
     }
-    fleet_json_array_end(w);
-    fleet_json_key(w, "missing_imports");
-    fleet_json_u64(w, count_missing(image));
+    json_array_end(w);
+    json_key(w, "missing_imports");
+    json_u64(w, count_missing(image));
 }
 
-static void json_exports(fleet_json *w, const sim_image *image)
+static void json_exports(json_writer *w, const sim_image *image)
 {
-    fleet_json_key(w, "exports");
-    fleet_json_array_begin(w);
+    json_key(w, "exports");
+    json_array_begin(w);
     for (size_t i = 0; i < image->nexports; i++) {
         const sim_export *e = &image->exports[i];
 
-        fleet_json_object_begin(w);
-        fleet_json_key(w, "name");
-        fleet_json_string_or_null(w, e->name);
-        fleet_json_key(w, "ordinal");
-        fleet_json_u64(w, e->ordinal);
-        fleet_json_key(w, "rva");
-        fleet_json_hex(w, e->rva);
-        fleet_json_object_end(w);
+        json_object_begin(w);
+        json_key(w, "name");
+        json_string_or_null(w, e->name);
+        json_key(w, "ordinal");
+        json_u64(w, e->ordinal);
+        json_key(w, "rva");
+        json_hex(w, e->rva);
+        json_object_end(w);
     }
-    fleet_json_array_end(w);
+    json_array_end(w);
 }
 
 static void print_json(const sim_image *image)
 {
-    fleet_json w;
+    json_writer w;
 
-    fleet_json_init(&w, stdout);
-    fleet_json_object_begin(&w);
+    json_init(&w, stdout);
+    json_object_begin(&w);
     json_headers(&w, image);
     json_sections(&w, image);
     json_imports(&w, image);
     json_exports(&w, image);
-    fleet_json_key(&w, "functions");
-    fleet_json_u64(&w, image->nfunctions);
-    fleet_json_key(&w, "symbols");
-    fleet_json_u64(&w, image->nsymbols);
-    fleet_json_object_end(&w);
+    json_key(&w, "functions");
+    json_u64(&w, image->nfunctions);
+    json_key(&w, "symbols");
+    json_u64(&w, image->nsymbols);
+    json_object_end(&w);
     /* A failed write shows in stdout's error flag, which main() checks. */
-    (void)fleet_json_finish(&w);
+    (void)json_finish(&w);
 }
 
 /* ---- the command -------------------------------------------------------- */

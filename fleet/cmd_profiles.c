@@ -71,37 +71,37 @@ static void print_table(sim_profile *const *list, size_t n, const char *dir)
 
 static void print_json(sim_profile *const *list, size_t n)
 {
-    fleet_json w;
+    json_writer w;
 
-    fleet_json_init(&w, stdout);
-    fleet_json_array_begin(&w);
+    json_init(&w, stdout);
+    json_array_begin(&w);
     for (size_t i = 0; i < n; i++) {
         const sim_profile *p = list[i];
 
-        fleet_json_object_begin(&w);
-        fleet_json_key(&w, "name");
-        fleet_json_string(&w, p->name);
-        fleet_json_key(&w, "display");
-        fleet_json_string(&w, p->display);
-        fleet_json_key(&w, "major");
-        fleet_json_u64(&w, p->major);
-        fleet_json_key(&w, "minor");
-        fleet_json_u64(&w, p->minor);
-        fleet_json_key(&w, "build");
-        fleet_json_u64(&w, p->build);
-        fleet_json_key(&w, "ubr");
-        fleet_json_u64(&w, p->ubr);
-        fleet_json_key(&w, "pool");
-        fleet_json_string(&w, pool_name(p->pool));
-        fleet_json_key(&w, "events");
-        fleet_json_u64(&w, p->nevents);
-        fleet_json_key(&w, "source");
-        fleet_json_string(&w, p->source);
-        fleet_json_object_end(&w);
+        json_object_begin(&w);
+        json_key(&w, "name");
+        json_string(&w, p->name);
+        json_key(&w, "display");
+        json_string(&w, p->display);
+        json_key(&w, "major");
+        json_u64(&w, p->major);
+        json_key(&w, "minor");
+        json_u64(&w, p->minor);
+        json_key(&w, "build");
+        json_u64(&w, p->build);
+        json_key(&w, "ubr");
+        json_u64(&w, p->ubr);
+        json_key(&w, "pool");
+        json_string(&w, pool_name(p->pool));
+        json_key(&w, "events");
+        json_u64(&w, p->nevents);
+        json_key(&w, "source");
+        json_string(&w, p->source);
+        json_object_end(&w);
     }
-    fleet_json_array_end(&w);
+    json_array_end(&w);
     /* A failed write shows in stdout's error flag, which main() checks. */
-    (void)fleet_json_finish(&w);
+    (void)json_finish(&w);
 }
 
 int fleet_cmd_profiles(int argc, char **argv)

@@ -42,6 +42,16 @@ int fleet_cmd_inspect(int argc, char **argv);
 int fleet_cmd_profiles(int argc, char **argv);
 int fleet_cmd_run(int argc, char **argv);
 int fleet_cmd_content(int argc, char **argv);
+int fleet_cmd_report(int argc, char **argv);
+int fleet_cmd_diff(int argc, char **argv);
+
+/*
+ * Check the store at `store_path` against a gate (report.h's syntax; NULL:
+ * max-faults=0), printing the violations and the verdict line when `print`.
+ * FLEET_EXIT_OK when it passes, FLEET_EXIT_FAULT when not, FLEET_EXIT_USAGE
+ * for a bad expression or store.
+ */
+int fleet_gate_store(const char *store_path, const char *gate_expr, bool print);
 
 /*
  * Helpers the commands share.  fleet_usage_error prints "fleetsim: <what>"

@@ -36,6 +36,8 @@ static const struct command {
     {"emulate", fleet_cmd_emulate, "run one driver image on one emulated endpoint"},
     {"inspect", fleet_cmd_inspect, "show a driver image's headers, sections, imports, exports"},
     {"run", fleet_cmd_run, "play a scenario's fleet forward and store every outcome"},
+    {"report", fleet_cmd_report, "report a run's cohorts, crash buckets and gate verdict"},
+    {"diff", fleet_cmd_diff, "compare two runs cohort by cohort"},
     {"profiles", fleet_cmd_profiles, "list the OS profiles endpoints can run"},
     {"content", fleet_cmd_content, "compile and validate the sample sensor's channel files"},
     {"help", cmd_help, "list the commands, or show one's usage: help COMMAND"},

@@ -2,25 +2,26 @@
  * json.c — the streaming JSON writer of json.h.
  *
  * Output goes straight to the FILE*, so a report of any size costs no
- * buffer; write errors are sticky in the FILE and fleet_json_finish reports
+ * buffer; write errors are sticky in the FILE and json_finish reports
  * them once at the end.  The only state is the nesting stack: for each open
  * container, whether it is an object and whether it has items yet (so the
  * next one needs a comma).
  */
 #include <assert.h>
 #include <inttypes.h>
+#include <math.h>
 #include <string.h>
 
 #include "json.h"
 
-void fleet_json_init(fleet_json *w, FILE *out)
+void json_init(json_writer *w, FILE *out)
 {
     w->out = out;
     w->depth = 0;
     w->after_key = false;
 }
 
-int fleet_json_finish(fleet_json *w)
+int json_finish(json_writer *w)
 {
     assert(w->depth == 0 && !w->after_key);
     fputc('\n', w->out);
@@ -28,7 +29,7 @@ int fleet_json_finish(fleet_json *w)
 }
 
 /* Before any value: the comma, and whether a key had to come first. */
-static void before_value(fleet_json *w)
+static void before_value(json_writer *w)
 {
     if (w->after_key) {
         w->after_key = false;
@@ -42,27 +43,27 @@ static void before_value(fleet_json *w)
     }
 }
 
-static void begin(fleet_json *w, bool object)
+static void begin(json_writer *w, bool object)
 {
     before_value(w);
-    assert(w->depth < FLEET_JSON_MAX_DEPTH);
+    assert(w->depth < JSON_MAX_DEPTH);
     w->in_object[w->depth] = object;
     w->has_items[w->depth] = false;
     w->depth++;
     fputc(object ? '{' : '[', w->out);
 }
 
-static void end(fleet_json *w, bool object)
+static void end(json_writer *w, bool object)
 {
     assert(w->depth > 0 && w->in_object[w->depth - 1] == object && !w->after_key);
     w->depth--;
     fputc(object ? '}' : ']', w->out);
 }
 
-void fleet_json_object_begin(fleet_json *w) { begin(w, true); }
-void fleet_json_object_end(fleet_json *w) { end(w, true); }
-void fleet_json_array_begin(fleet_json *w) { begin(w, false); }
-void fleet_json_array_end(fleet_json *w) { end(w, false); }
+void json_object_begin(json_writer *w) { begin(w, true); }
+void json_object_end(json_writer *w) { end(w, true); }
+void json_array_begin(json_writer *w) { begin(w, false); }
+void json_array_end(json_writer *w) { end(w, false); }
 
 /*
  * Length of the valid UTF-8 sequence at s (1–4), or 0 when the byte at s
@@ -136,7 +137,7 @@ static void write_escaped(FILE *out, const char *str, size_t n)
     fputc('"', out);
 }
 
-void fleet_json_key(fleet_json *w, const char *key)
+void json_key(json_writer *w, const char *key)
 {
     assert(w->depth > 0 && w->in_object[w->depth - 1] && !w->after_key);
     if (w->has_items[w->depth - 1])
@@ -147,45 +148,54 @@ void fleet_json_key(fleet_json *w, const char *key)
     w->after_key = true;
 }
 
-void fleet_json_string_n(fleet_json *w, const char *s, size_t n)
+void json_string_n(json_writer *w, const char *s, size_t n)
 {
     before_value(w);
     write_escaped(w->out, s, n);
 }
 
-void fleet_json_string(fleet_json *w, const char *s)
+void json_string(json_writer *w, const char *s)
 {
     assert(s != NULL);
-    fleet_json_string_n(w, s, strlen(s));
+    json_string_n(w, s, strlen(s));
 }
 
-void fleet_json_string_or_null(fleet_json *w, const char *s)
+void json_string_or_null(json_writer *w, const char *s)
 {
     if (s == NULL || s[0] == '\0')
-        fleet_json_null(w);
+        json_null(w);
     else
-        fleet_json_string(w, s);
+        json_string(w, s);
 }
 
-void fleet_json_u64(fleet_json *w, uint64_t v)
+void json_u64(json_writer *w, uint64_t v)
 {
     before_value(w);
     fprintf(w->out, "%" PRIu64, v);
 }
 
-void fleet_json_i64(fleet_json *w, int64_t v)
+void json_i64(json_writer *w, int64_t v)
 {
     before_value(w);
     fprintf(w->out, "%" PRId64, v);
 }
 
-void fleet_json_hex(fleet_json *w, uint64_t v)
+void json_double(json_writer *w, double v)
+{
+    before_value(w);
+    if (isfinite(v))
+        fprintf(w->out, "%.10g", v);
+    else
+        fputs("null", w->out); /* JSON has no infinities */
+}
+
+void json_hex(json_writer *w, uint64_t v)
 {
     before_value(w);
     fprintf(w->out, "\"0x%" PRIx64 "\"", v);
 }
 
-void fleet_json_hex_bytes(fleet_json *w, const uint8_t *bytes, size_t n)
+void json_hex_bytes(json_writer *w, const uint8_t *bytes, size_t n)
 {
     before_value(w);
     fputc('"', w->out);
@@ -194,13 +204,13 @@ void fleet_json_hex_bytes(fleet_json *w, const uint8_t *bytes, size_t n)
     fputc('"', w->out);
 }
 
-void fleet_json_bool(fleet_json *w, bool v)
+void json_bool(json_writer *w, bool v)
 {
     before_value(w);
     fputs(v ? "true" : "false", w->out);
 }
 
-void fleet_json_null(fleet_json *w)
+void json_null(json_writer *w)
 {
     before_value(w);
     fputs("null", w->out);
