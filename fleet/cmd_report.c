@@ -202,10 +202,22 @@ static int common_option(int opt, report_args *a, const char *usage, bool diff)
     }
 }
 
+/* This program's own path, so replay lines paste into any shell. */
+static const char *self_path(void)
+{
+    static char path[4096];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n <= 0)
+        return "fleetsim";
+    path[n] = '\0';
+    return path;
+}
+
 int fleet_cmd_report(int argc, char **argv)
 {
     report_args a = {.format = REPORT_TEXT};
     report_options_init(&a.opts);
+    a.opts.program = self_path();
     uint64_t n;
     int opt, rc;
 

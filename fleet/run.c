@@ -43,6 +43,7 @@
 #include <uv.h>
 
 #include "fleet.h"
+#include "report.h"
 #include "fleet_gen.h"
 #include "scenario.h"
 #include "store.h"
@@ -62,7 +63,7 @@
 
 static const char usage[] =
     "fleetsim run SCENARIO [--fleet-size N] [--seed N] [--jobs N] [--db PATH] [--shard K/N]\n"
-    "             [--images DIR] [--profiles DIR] [--content-dir DIR] [--quiet]";
+    "             [--gate EXPR] [--images DIR] [--profiles DIR] [--content-dir DIR] [--quiet]";
 
 #define MAX_JOB_FILES 16
 #define MAX_JOB_EVENTS 512
@@ -661,7 +662,7 @@ static void on_signal(uv_signal_t *sig, int signum)
 /* ---- setup ------------------------------------------------------------------- */
 
 typedef struct run_args {
-    const char *scenario, *db, *images, *profiles, *content_dir, *shard;
+    const char *scenario, *db, *images, *profiles, *content_dir, *shard, *gate;
     uint64_t fleet_size, seed, jobs;
     bool has_fleet_size, has_seed, quiet;
 } run_args;
@@ -673,7 +674,7 @@ static int parse_args(int argc, char **argv, run_args *a)
         {"jobs", required_argument, NULL, 'j'},       {"db", required_argument, NULL, 'd'},
         {"images", required_argument, NULL, 'i'},     {"profiles", required_argument, NULL, 'p'},
         {"content-dir", required_argument, NULL, 'c'}, {"quiet", no_argument, NULL, 'q'},
-        {"shard", required_argument, NULL, 'S'},
+        {"shard", required_argument, NULL, 'S'},      {"gate", required_argument, NULL, 'g'},
         {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0},
     };
     int opt;
@@ -703,6 +704,14 @@ static int parse_args(int argc, char **argv, run_args *a)
         case 'p': a->profiles = optarg; break;
         case 'c': a->content_dir = optarg; break;
         case 'S': a->shard = optarg; break;
+        case 'g': {
+            report_gate g;
+            char err[512];
+            if (report_gate_parse(optarg, &g, err, sizeof err) < 0)
+                return fleet_usage_error(usage, "--gate: %s", err);
+            a->gate = optarg;
+            break;
+        }
         case 'q': a->quiet = true; break;
         case 'h':
             printf("%s\n", usage);
@@ -1081,6 +1090,21 @@ int fleet_cmd_run(int argc, char **argv)
     if (rc < 0)
         fprintf(stderr, "fleetsim: %s\n", err);
     print_summary(c, wall);
+    /* The QA gate reads the store as `fleetsim report --gate` would (by
+     * default: no endpoint may fault), and its answer is the exit status. */
+    if (rc == 0 && !c->interrupted && !c->failed) {
+        int gate = fleet_gate_store(store_path(c->st), a.gate, true);
+        if (gate != exit_code && (gate == FLEET_EXIT_OK || gate == FLEET_EXIT_FAULT)) {
+            exit_code = gate;
+            rc = store_mark_complete(c->st, exit_code, vt_end, err, sizeof err);
+        } else if (gate != FLEET_EXIT_OK && gate != FLEET_EXIT_FAULT) {
+            exit_code = gate;
+        }
+        if (rc < 0) {
+            fprintf(stderr, "fleetsim: %s\n", err);
+            exit_code = FLEET_EXIT_UNFAITHFUL;
+        }
+    }
     if (store_close(c->st, err, sizeof err) < 0) {
         fprintf(stderr, "fleetsim: %s\n", err);
         exit_code = FLEET_EXIT_UNFAITHFUL;

@@ -41,13 +41,13 @@ static int parse_limit(const char *part, report_limit *lim, char *err, size_t er
             kind = k;
     if (kind < 0) {
         snprintf(err, errlen,
-                 "gate: unknown limit \"%.*s\" (max-fault-rate, max-fault-rate-upper, "
+                 "unknown limit \"%.*s\" (max-fault-rate, max-fault-rate-upper, "
                  "max-faults, max-boot-loops, max-still-down, min-reached)",
                  (int)nlen, part);
         return SIM_EINVAL;
     }
     if (!eq || !eq[1]) {
-        snprintf(err, errlen, "gate: \"%s\" needs a value, e.g. %s=%s", part, LIMITS[kind].name,
+        snprintf(err, errlen, "\"%s\" needs a value, e.g. %s=%s", part, LIMITS[kind].name,
                  LIMITS[kind].rate ? "0.1%" : "0");
         return SIM_EINVAL;
     }
@@ -59,7 +59,7 @@ static int parse_limit(const char *part, report_limit *lim, char *err, size_t er
     if (percent)
         end++;
     if (end == v || *end || errno || !isfinite(x) || x < 0) {
-        snprintf(err, errlen, "gate: %s: \"%s\" is not a %s", LIMITS[kind].name, v,
+        snprintf(err, errlen, "%s: \"%s\" is not a %s", LIMITS[kind].name, v,
                  LIMITS[kind].rate ? "rate (0.001 or 0.1%)" : "count");
         return SIM_EINVAL;
     }
@@ -67,11 +67,11 @@ static int parse_limit(const char *part, report_limit *lim, char *err, size_t er
         if (percent)
             x /= 100.0;
         if (x > 1.0) {
-            snprintf(err, errlen, "gate: %s: \"%s\" is more than 100%%", LIMITS[kind].name, v);
+            snprintf(err, errlen, "%s: \"%s\" is more than 100%%", LIMITS[kind].name, v);
             return SIM_EINVAL;
         }
     } else if (percent || x != floor(x)) {
-        snprintf(err, errlen, "gate: %s: \"%s\" is not a whole count", LIMITS[kind].name, v);
+        snprintf(err, errlen, "%s: \"%s\" is not a whole count", LIMITS[kind].name, v);
         return SIM_EINVAL;
     }
     lim->kind = (report_limit_kind)kind;
@@ -84,7 +84,7 @@ int report_gate_parse(const char *expr, report_gate *g, char *err, size_t errlen
 {
     memset(g, 0, sizeof *g);
     if (!expr || strlen(expr) >= sizeof g->text) {
-        snprintf(err, errlen, "gate: the expression is %s", expr ? "too long" : "missing");
+        snprintf(err, errlen, "the expression is %s", expr ? "too long" : "missing");
         return SIM_EINVAL;
     }
     char buf[sizeof g->text];
@@ -99,7 +99,7 @@ int report_gate_parse(const char *expr, report_gate *g, char *err, size_t errlen
         if (!n)
             continue;
         if (g->nlimits == sizeof g->limits / sizeof g->limits[0]) {
-            snprintf(err, errlen, "gate: too many limits");
+            snprintf(err, errlen, "too many limits");
             return SIM_EINVAL;
         }
         int rc = parse_limit(t, &g->limits[g->nlimits], err, errlen);
@@ -107,7 +107,7 @@ int report_gate_parse(const char *expr, report_gate *g, char *err, size_t errlen
             return rc;
         for (size_t i = 0; i < g->nlimits; i++)
             if (g->limits[i].kind == g->limits[g->nlimits].kind) {
-                snprintf(err, errlen, "gate: %s is given twice",
+                snprintf(err, errlen, "%s is given twice",
                          LIMITS[g->limits[i].kind].name);
                 return SIM_EINVAL;
             }
@@ -115,7 +115,7 @@ int report_gate_parse(const char *expr, report_gate *g, char *err, size_t errlen
         g->nlimits++;
     }
     if (!g->nlimits) {
-        snprintf(err, errlen, "gate: no limits in \"%s\" (e.g. max-fault-rate=0.1%%)", expr);
+        snprintf(err, errlen, "no limits in \"%s\" (e.g. max-fault-rate=0.1%%)", expr);
         return SIM_EINVAL;
     }
     return 0;
