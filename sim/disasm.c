@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sim-internal.h"
+#include "engine-internal.h"
 
 #define WINDOW_BACK 96u
 #define MAX_SCAN 4096u
@@ -144,4 +144,113 @@ uint32_t sim__count_insns(csh cs, const sim_endpoint *ep, uint64_t addr,
         count++;
     cs_free(insn, 1);
     return count ? count : 1;
+}
+
+/* ---- the faulting instruction of a block --------------------------------- */
+
+/* Capstone's 64-bit GPRs and RIP, as Unicorn numbers them. */
+static int uc_reg_of(x86_reg r)
+{
+    static const struct { x86_reg cs; int uc; } MAP[] = {
+        {X86_REG_RAX, UC_X86_REG_RAX}, {X86_REG_RCX, UC_X86_REG_RCX},
+        {X86_REG_RDX, UC_X86_REG_RDX}, {X86_REG_RBX, UC_X86_REG_RBX},
+        {X86_REG_RSP, UC_X86_REG_RSP}, {X86_REG_RBP, UC_X86_REG_RBP},
+        {X86_REG_RSI, UC_X86_REG_RSI}, {X86_REG_RDI, UC_X86_REG_RDI},
+        {X86_REG_R8, UC_X86_REG_R8},   {X86_REG_R9, UC_X86_REG_R9},
+        {X86_REG_R10, UC_X86_REG_R10}, {X86_REG_R11, UC_X86_REG_R11},
+        {X86_REG_R12, UC_X86_REG_R12}, {X86_REG_R13, UC_X86_REG_R13},
+        {X86_REG_R14, UC_X86_REG_R14}, {X86_REG_R15, UC_X86_REG_R15},
+    };
+    for (size_t i = 0; i < sizeof MAP / sizeof MAP[0]; i++)
+        if (MAP[i].cs == r)
+            return MAP[i].uc;
+    return -1;
+}
+
+static bool implicit_reg(const cs_detail *d, x86_reg r)
+{
+    for (uint8_t i = 0; i < d->regs_read_count; i++)
+        if (d->regs_read[i] == r)
+            return true;
+    for (uint8_t i = 0; i < d->regs_write_count; i++)
+        if (d->regs_write[i] == r)
+            return true;
+    return false;
+}
+
+/*
+ * Which instruction of the block at `block` touched `addr`.  Unicorn keeps
+ * the general registers exact at a memory fault (TCG writes guest registers
+ * back before any access that may fault) but RIP at the block's start, so
+ * each memory operand's address is computed from the registers as they are
+ * now.  The faulting instruction's always matches `addr`; another's may
+ * match by chance (it ran before, or would run after, with other register
+ * values), and then, as for accesses whose address the operands do not
+ * show (the stack near RSP, string instructions, segment bases), the answer
+ * is "not sure" and the caller replays the run on the tracer.
+ */
+bool sim__locate_fault(csh cs, const sim_endpoint *ep, uint64_t block, uint32_t size,
+                       uint64_t addr, uint64_t *rip)
+{
+    size_t n;
+    const uint8_t *code = code_at(ep, block, size, &n);
+    if (!code || cs_option(cs, CS_OPT_DETAIL, CS_OPT_ON) != CS_ERR_OK)
+        return false;
+    cs_insn *insn = cs_malloc(cs);
+    if (!insn) {
+        cs_option(cs, CS_OPT_DETAIL, CS_OPT_OFF);
+        return false;
+    }
+    uint64_t at = block, rsp = sim__reg(ep->uc, UC_X86_REG_RSP);
+    int matches = 0;
+    bool unsure = false;
+    while (!unsure && cs_disasm_iter(cs, &code, &n, &at, insn)) {
+        const cs_detail *d = insn->detail;
+        const cs_x86 *x = &d->x86;
+        if (implicit_reg(d, X86_REG_RSP) && addr + 256 >= rsp && addr <= rsp + 256)
+            unsure = true; /* push, pop, call, ret, ... near the stack */
+        if (implicit_reg(d, X86_REG_RSI) || implicit_reg(d, X86_REG_RDI) ||
+            implicit_reg(d, X86_REG_ESI) || implicit_reg(d, X86_REG_EDI))
+            unsure = true; /* string instructions */
+        if (insn->id == X86_INS_LEA || insn->id == X86_INS_NOP ||
+            (insn->id >= X86_INS_PREFETCH && insn->id <= X86_INS_PREFETCHW))
+            continue; /* an address, not an access */
+        for (uint8_t i = 0; i < x->op_count && !unsure; i++) {
+            const cs_x86_op *op = &x->operands[i];
+            if (op->type != X86_OP_MEM)
+                continue;
+            uint64_t base = 0, index = 0;
+            if (op->mem.segment != X86_REG_INVALID) {
+                unsure = true;
+                break;
+            }
+            if (op->mem.base == X86_REG_RIP) {
+                base = insn->address + insn->size;
+            } else if (op->mem.base != X86_REG_INVALID) {
+                int id = uc_reg_of(op->mem.base);
+                if (id < 0) {
+                    unsure = true;
+                    break;
+                }
+                base = sim__reg(ep->uc, id);
+            }
+            if (op->mem.index != X86_REG_INVALID) {
+                int id = uc_reg_of(op->mem.index);
+                if (id < 0) {
+                    unsure = true;
+                    break;
+                }
+                index = sim__reg(ep->uc, id);
+            }
+            uint64_t ea = base + index * (uint64_t)op->mem.scale + (uint64_t)op->mem.disp;
+            uint64_t len = op->size ? op->size : 1;
+            if (addr - ea < len) {
+                matches++;
+                *rip = insn->address;
+            }
+        }
+    }
+    cs_free(insn, 1);
+    cs_option(cs, CS_OPT_DETAIL, CS_OPT_OFF);
+    return !unsure && matches == 1;
 }

@@ -46,8 +46,17 @@ bool sim__call_guest(sim_endpoint *ep, uint64_t fn, const uint64_t *args,
     e->pending = false;
     uc_err ue = uc_emu_start(ep->uc, fn, trap, 0, 0);
     if (e->pending && !ep->stopped) {
+        /* RIP is stale (where Unicorn last stored it); the faulting block
+         * is the one the block hook saw last.  Find the instruction in it,
+         * or have the run replayed on the tracer when that is not sure. */
+        uint64_t rip, block = e->last_block;
+        bool located = ep->uc == e->uc && e->pending_access != SIM_ACCESS_EXECUTE &&
+                       sim__locate_fault(e->cs, ep, block, e->last_block_size,
+                                         e->pending_addr, &rip);
+        if (located)
+            sim__set_reg(ep->uc, UC_X86_REG_RIP, rip);
+        e->replay = ep->uc == e->uc && !located;
         sim__fault(ep, e->pending_addr, e->pending_access);
-        e->replay = ep->uc == e->uc;
     }
     if (ep->stopped)
         return false;
@@ -273,10 +282,13 @@ int sim_engine_run(sim_engine *e, const sim_run *run, sim_outcome *out,
         return rc;
 
     /*
-     * A memory fault: Unicorn 2.0.1 reports RIP at the start of the faulting
-     * block, not at the faulting instruction.  The run is a pure function of
-     * its inputs, so replay it on the tracer, whose per-instruction hook keeps
-     * RIP exact, and report that.  Only faulting runs pay for it.
+     * A memory fault whose instruction the block could not tell for sure
+     * (call_guest): Unicorn 2.0.1 does not keep RIP exact at memory faults.
+     * The run is a pure function of its inputs, so replay it on the tracer,
+     * whose per-instruction hook keeps RIP exact, and report that.  Only
+     * those runs pay for it: execute faults, stack accesses, string
+     * instructions and the rare block where two operands could have
+     * touched the address.
      */
     if (!e->tracer && sim__tracer_open(e) < 0)
         return rc; /* keep the block-level record rather than none */

@@ -82,6 +82,8 @@ struct sim_engine {
     bool pending;                /* a memory fault noted by the hook */
     uint64_t pending_addr;
     sim_access pending_access;
+    uint64_t last_block;         /* the block hook's latest block */
+    uint32_t last_block_size;
 
     block_entry blocks[BLOCK_CACHE];
 };

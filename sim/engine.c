@@ -240,6 +240,8 @@ static void hook_block(uc_engine *uc, uint64_t address, uint32_t size, void *use
     uint32_t n = block_insns(e, address, size);
 
     (void)uc;
+    e->last_block = address;
+    e->last_block_size = size;
     ep->call_insns += n;
     ep->out->instructions += n;
     if (ep->call_insns > ep->budget && !ep->stopped) {

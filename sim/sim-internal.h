@@ -377,6 +377,10 @@ int sim__disasm_window(csh cs, const sim_endpoint *ep, const sim_image *image,
 size_t sim__disasm_one(csh cs, const sim_endpoint *ep, uint64_t addr,
                        char *text, size_t max);
 /* Instructions in a translated block of `size` bytes at addr. */
+/* The instruction of the block at `block` (`size` bytes) that touched
+ * `addr` at a memory fault; false when that cannot be told for sure. */
+bool sim__locate_fault(csh cs, const sim_endpoint *ep, uint64_t block, uint32_t size,
+                       uint64_t addr, uint64_t *rip);
 uint32_t sim__count_insns(csh cs, const sim_endpoint *ep, uint64_t addr,
                           uint32_t size);
 
