@@ -28,6 +28,7 @@ typedef struct loader {
     char *err;
     size_t errlen;
     char keys[1024];   /* SQL expressions of the `by` attributes, comma-joined */
+    bool oom;          /* a col_dup or col_str could not copy its text */
 } loader;
 
 static const char *const COLUMNS[][2] = {
@@ -55,17 +56,21 @@ static int sql_fail(loader *l)
     return fail(l, SIM_EFORMAT, "%s", sqlite3_errmsg(l->db));
 }
 
-static char *col_dup(sqlite3_stmt *s, int i)
+static char *col_dup(loader *l, sqlite3_stmt *s, int i)
 {
     const unsigned char *t = sqlite3_column_text(s, i);
-    return t ? sim_strdup((const char *)t) : NULL;
+    char *copy = t ? sim_strdup((const char *)t) : NULL;
+    l->oom |= t && !copy;
+    return copy;
 }
 
 /* A required string: "" rather than NULL, so renderers need no checks. */
-static char *col_str(sqlite3_stmt *s, int i)
+static char *col_str(loader *l, sqlite3_stmt *s, int i)
 {
     const unsigned char *t = sqlite3_column_text(s, i);
-    return sim_strdup(t ? (const char *)t : "");
+    char *copy = sim_strdup(t ? (const char *)t : "");
+    l->oom |= !copy;
+    return copy;
 }
 
 static int prepare(loader *l, const char *sql, sqlite3_stmt **s)
@@ -91,6 +96,8 @@ int report_parse_by(report_options *o, char *text, char *err, size_t errlen)
     for (char *save = NULL, *t = strtok_r(text, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         while (*t == ' ')
             t++;
+        for (size_t len = strlen(t); len && t[len - 1] == ' ';)
+            t[--len] = '\0';
         if (!*t)
             continue;
         if (n == REPORT_MAX_BY) {
@@ -132,8 +139,10 @@ static int load_run(loader *l)
                            &s, NULL) != SQLITE_OK)
         return fail(l, SIM_EFORMAT, "not a fleetsim run store (%s)", sqlite3_errmsg(l->db));
     if (sqlite3_step(s) == SQLITE_ROW)
-        version = col_dup(s, 0);
+        version = col_dup(l, s, 0);
     sqlite3_finalize(s);
+    if (l->oom)
+        return fail(l, SIM_ENOMEM, "out of memory");
     if (!version || strcmp(version, REPORT_SCHEMA_VERSION) != 0) {
         int rc = fail(l, SIM_EFORMAT,
                       "store schema version %s; this fleetsim reads version " REPORT_SCHEMA_VERSION,
@@ -153,22 +162,24 @@ static int load_run(loader *l)
         sqlite3_finalize(s);
         return fail(l, SIM_EFORMAT, "the store holds no run (it was never started)");
     }
-    r->scenario = col_str(s, 0);
-    r->seed = col_str(s, 1);
-    r->shard = col_str(s, 2);
-    r->status = col_str(s, 3);
-    r->fleetsim_version = col_str(s, 4);
-    r->started_at = col_str(s, 5);
-    r->ended_at = col_dup(s, 6);
-    r->virtual_start = col_str(s, 7);
-    r->reason = col_dup(s, 8);
-    r->plan = col_dup(s, 9);
+    r->scenario = col_str(l, s, 0);
+    r->seed = col_str(l, s, 1);
+    r->shard = col_str(l, s, 2);
+    r->status = col_str(l, s, 3);
+    r->fleetsim_version = col_str(l, s, 4);
+    r->started_at = col_str(l, s, 5);
+    r->ended_at = col_dup(l, s, 6);
+    r->virtual_start = col_str(l, s, 7);
+    r->reason = col_dup(l, s, 8);
+    r->plan = col_dup(l, s, 9);
     r->virtual_start_ms = sqlite3_column_int64(s, 10);
     r->duration_ms = sqlite3_column_int64(s, 11);
     r->virtual_end_ms = sqlite3_column_int64(s, 12);
     r->fleet_size = (uint64_t)sqlite3_column_int64(s, 13);
     r->exit_code = sqlite3_column_type(s, 14) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 14);
     sqlite3_finalize(s);
+    if (l->oom)
+        return fail(l, SIM_ENOMEM, "out of memory");
     r->complete = strcmp(r->status, "complete") == 0;
 
     if (prepare(l,
@@ -184,11 +195,11 @@ static int load_run(loader *l)
         }
         r->artifacts = a;
         a += r->nartifacts++;
-        *a = (report_artifact){col_str(s, 0), col_str(s, 1), col_str(s, 2), col_dup(s, 3),
-                               col_dup(s, 4), col_dup(s, 5)};
+        *a = (report_artifact){col_str(l, s, 0), col_str(l, s, 1), col_str(l, s, 2), col_dup(l, s, 3),
+                               col_dup(l, s, 4), col_dup(l, s, 5)};
     }
     sqlite3_finalize(s);
-    return 0;
+    return l->oom ? fail(l, SIM_ENOMEM, "out of memory") : 0;
 }
 
 /* ---- cohorts ------------------------------------------------------------- */
@@ -384,8 +395,11 @@ static char *json_lines(loader *l, const char *sql, const char *key)
         const char *t = (const char *)sqlite3_column_text(s, 0);
         size_t n = t ? strlen(t) : 0;
         char *grown = sim_realloc(out, len + n + 2);
-        if (!grown)
-            break;
+        if (!grown) {
+            sim_free(out);
+            sqlite3_finalize(s);
+            return NULL;
+        }
         out = grown;
         memcpy(out + len, t ? t : "", n);
         len += n;
@@ -491,11 +505,12 @@ static int load_examples(loader *l, report_bucket *b)
 {
     sqlite3_stmt *s;
     if (prepare(l,
-                "SELECT c.endpoint_id, c.boot, o.seed, o.image, e.profile FROM crashes c"
+                "SELECT c.endpoint_id, min(c.boot), o.seed, o.image, e.profile FROM crashes c"
                 " JOIN outcomes o USING (endpoint_id, boot)"
                 " JOIN endpoints e ON e.id = c.endpoint_id "
-                "WHERE c.bucket = ?1 AND o.seed IS NOT NULL AND o.start = ?2 "
-                "ORDER BY c.endpoint_id, c.boot LIMIT 64",
+                "WHERE c.bucket = ?1 AND o.seed IS NOT NULL AND o.image IS NOT NULL"
+                " AND o.start = ?2 "
+                "GROUP BY c.endpoint_id ORDER BY c.endpoint_id",
                 &s) < 0)
         return SIM_EFORMAT;
     static const char *const starts[] = {"boot", "live"};
@@ -539,14 +554,16 @@ static int load_representative(loader *l, report_bucket *b)
         return SIM_EFORMAT;
     sqlite3_bind_text(s, 1, b->key, -1, SQLITE_STATIC);
     if (sqlite3_step(s) == SQLITE_ROW) {
-        b->bugcheck_name = col_str(s, 0);
-        b->symbol = col_str(s, 1);
-        b->instruction = col_str(s, 2);
-        b->access = col_str(s, 3);
-        b->address_class = col_str(s, 4);
-        b->address = col_str(s, 5);
+        b->bugcheck_name = col_str(l, s, 0);
+        b->symbol = col_str(l, s, 1);
+        b->instruction = col_str(l, s, 2);
+        b->access = col_str(l, s, 3);
+        b->address_class = col_str(l, s, 4);
+        b->address = col_str(l, s, 5);
     }
     sqlite3_finalize(s);
+    if (l->oom)
+        return fail(l, SIM_ENOMEM, "out of memory");
     if (!b->symbol)
         return fail(l, SIM_EFORMAT, "bucket %s has no crash record", b->key);
 
@@ -593,7 +610,7 @@ static int load_buckets(loader *l)
         r->buckets = b;
         b += r->nbuckets++;
         memset(b, 0, sizeof *b);
-        b->key = col_str(s, 0);
+        b->key = col_str(l, s, 0);
         b->bugcheck = (uint32_t)sqlite3_column_int64(s, 1);
         b->crashes = (uint64_t)sqlite3_column_int64(s, 2);
         b->endpoints = (uint64_t)sqlite3_column_int64(s, 3);
@@ -603,6 +620,8 @@ static int load_buckets(loader *l)
     sqlite3_finalize(s);
     if (step != SQLITE_DONE)
         return sql_fail(l);
+    if (l->oom)
+        return fail(l, SIM_ENOMEM, "out of memory");
     for (size_t i = 0; i < r->nbuckets; i++) {
         int rc = load_representative(l, &r->buckets[i]);
         if (rc == 0)
@@ -631,14 +650,17 @@ static int load_bucket_cohorts(loader *l)
         return rc;
     while (sqlite3_step(s) == SQLITE_ROW) {
         report_cohort key = {0};
-        if ((rc = read_values(l, s, &key)) < 0)
+        if ((rc = read_values(l, s, &key)) < 0) {
+            free_cohort(&key);
             break;
+        }
         report_cohort *c = bsearch(&key, r->cohorts, r->ncohorts, sizeof *r->cohorts, by_label);
         const char *bucket = (const char *)sqlite3_column_text(s, (int)r->nby);
         uint64_t n = (uint64_t)sqlite3_column_int64(s, (int)r->nby + 1);
         if (c && bucket && !c->top_bucket) {
             c->top_bucket = sim_strdup(bucket);
             c->top_bucket_endpoints = n;
+            l->oom |= !c->top_bucket;
         }
         report_bucket *b = bucket ? find_bucket(r, bucket) : NULL;
         if (b && c) {
@@ -646,11 +668,17 @@ static int load_bucket_cohorts(loader *l)
             if (grown) {
                 b->cohorts = grown;
                 b->cohorts[b->ncohorts] = sim_strdup(c->label);
-                if (b->cohorts[b->ncohorts])
-                    b->ncohorts++;
             }
+            if (!grown || !b->cohorts[b->ncohorts])
+                l->oom = true;
+            else
+                b->ncohorts++;
         }
         free_cohort(&key);
+        if (l->oom) {
+            rc = fail(l, SIM_ENOMEM, "out of memory");
+            break;
+        }
     }
     sqlite3_finalize(s);
     return rc;
@@ -694,7 +722,83 @@ static int load_series(loader *l)
     return 0;
 }
 
+/* ---- the rollout ---------------------------------------------------------- */
+
+static int load_rollout(loader *l)
+{
+    report *r = l->r;
+    sqlite3_stmt *s;
+    if (prepare(l,
+                "SELECT ri.ring, ri.name, coalesce(ri.selector, ''), ri.size, ri.bake_ms,"
+                " ri.released_vt_ms,"
+                " (SELECT count(DISTINCT t.endpoint_id) FROM timeline t JOIN endpoints e"
+                "  ON e.id = t.endpoint_id WHERE e.ring = ri.ring AND t.kind = 'received'"
+                "  AND t.detail = 'update'),"
+                " (SELECT count(DISTINCT o.endpoint_id) FROM outcomes o JOIN endpoints e"
+                "  ON e.id = o.endpoint_id WHERE e.ring = ri.ring"
+                "  AND o.kind IN ('bugcheck', 'hang')) "
+                "FROM rings ri ORDER BY ri.ring",
+                &s) < 0)
+        return SIM_EFORMAT;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        report_ring *g = sim_realloc(r->rings, (r->nrings + 1) * sizeof *g);
+        if (!g) {
+            sqlite3_finalize(s);
+            return fail(l, SIM_ENOMEM, "out of memory");
+        }
+        r->rings = g;
+        g += r->nrings++;
+        *g = (report_ring){
+            .ring = (uint32_t)sqlite3_column_int(s, 0),
+            .name = col_str(l, s, 1),
+            .selector = col_str(l, s, 2),
+            .size = (uint64_t)sqlite3_column_int64(s, 3),
+            .bake_ms = (uint64_t)sqlite3_column_int64(s, 4),
+            .released = sqlite3_column_type(s, 5) != SQLITE_NULL,
+            .released_ms = sqlite3_column_int64(s, 5),
+            .received = (uint64_t)sqlite3_column_int64(s, 6),
+            .faulted = (uint64_t)sqlite3_column_int64(s, 7),
+        };
+    }
+    sqlite3_finalize(s);
+    if (prepare(l,
+                "SELECT ring, vt_ms, gate, action, coalesce(detail, '') FROM gate_decisions g "
+                "WHERE action <> 'hold' OR gate = 'detected'"
+                " OR (vt_ms, seq) = (SELECT vt_ms, seq FROM gate_decisions"
+                "                    ORDER BY vt_ms DESC, seq DESC LIMIT 1) "
+                "ORDER BY vt_ms, ring, seq",
+                &s) < 0)
+        return SIM_EFORMAT;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        report_decision *d = sim_realloc(r->decisions, (r->ndecisions + 1) * sizeof *d);
+        if (!d) {
+            sqlite3_finalize(s);
+            return fail(l, SIM_ENOMEM, "out of memory");
+        }
+        r->decisions = d;
+        d += r->ndecisions++;
+        *d = (report_decision){(uint32_t)sqlite3_column_int(s, 0), sqlite3_column_int64(s, 1),
+                               col_str(l, s, 2), col_str(l, s, 3), col_str(l, s, 4)};
+    }
+    sqlite3_finalize(s);
+    return l->oom ? fail(l, SIM_ENOMEM, "out of memory") : 0;
+}
+
 /* ---- the whole ----------------------------------------------------------- */
+
+/* A bucket's cohorts in the order of r->cohorts: worst first. */
+static void order_bucket_cohorts(const report *r, report_bucket *b)
+{
+    size_t n = 0;
+    for (size_t c = 0; c < r->ncohorts && n < b->ncohorts; c++)
+        for (size_t k = n; k < b->ncohorts; k++)
+            if (strcmp(b->cohorts[k], r->cohorts[c].label) == 0) {
+                char *t = b->cohorts[n];
+                b->cohorts[n++] = b->cohorts[k];
+                b->cohorts[k] = t;
+                break;
+            }
+}
 
 int report_load(const char *path, const report_options *opts, report **out, char *err,
                 size_t errlen)
@@ -722,10 +826,12 @@ int report_load(const char *path, const report_options *opts, report **out, char
     sqlite3_busy_timeout(l.db, 5000);
     if ((rc = load_run(&l)) < 0 || (rc = build_keys(&l)) < 0 || (rc = load_cohorts(&l)) < 0 ||
         (rc = load_buckets(&l)) < 0 || (rc = load_bucket_cohorts(&l)) < 0 ||
-        (rc = load_series(&l)) < 0)
+        (rc = load_series(&l)) < 0 || (rc = load_rollout(&l)) < 0)
         goto done;
     if (r->ncohorts)
         qsort(r->cohorts, r->ncohorts, sizeof *r->cohorts, by_worst);
+    for (size_t i = 0; i < r->nbuckets; i++)
+        order_bucket_cohorts(r, &r->buckets[i]);
 done:
     sqlite3_close(l.db);
     if (rc < 0) {
@@ -771,6 +877,17 @@ void report_free(report *r)
             sim_free(b->examples[k].command);
     }
     sim_free(r->buckets);
+    for (size_t i = 0; i < r->nrings; i++) {
+        sim_free(r->rings[i].name);
+        sim_free(r->rings[i].selector);
+    }
+    sim_free(r->rings);
+    for (size_t i = 0; i < r->ndecisions; i++) {
+        sim_free(r->decisions[i].gate);
+        sim_free(r->decisions[i].action);
+        sim_free(r->decisions[i].detail);
+    }
+    sim_free(r->decisions);
     sim_free(r);
 }
 

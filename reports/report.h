@@ -41,10 +41,20 @@ void report_wilson(uint64_t k, uint64_t n, double z, double *lo, double *hi);
 /* Exact (Clopper-Pearson) interval at confidence 1 - alpha. */
 void report_clopper_pearson(uint64_t k, uint64_t n, double alpha, double *lo, double *hi);
 
+/*
+ * The sequential test's Bayes factor (Lindon & Malek 2022): evidence that
+ * the canary's crash rate exceeds the control's, from N_A control crashes,
+ * N_B canary crashes, the canary's share rho of exposure and prior strength
+ * k.  Valid at every look: halt when it reaches 1 / alpha.
+ */
+double report_bayes_factor(uint64_t n_control, uint64_t n_canary, double rho, double k);
+
 /* ---- the report --------------------------------------------------------- */
 
 typedef struct report_options {
-    const char *by[REPORT_MAX_BY]; /* NULL-terminated; default profile, sensor */
+    const char *by[REPORT_MAX_BY]; /* NULL-terminated; default profile, sensor.
+                                      report.by points at these strings: keep
+                                      them as long as the report */
     report_interval_method interval;
     size_t max_buckets;            /* 0: all */
     const char *program;           /* argv[0] for replay commands; "fleetsim" */
@@ -95,6 +105,24 @@ typedef struct report_point {
     uint64_t received, crashed, down, recovered; /* cumulative, endpoints */
 } report_point;
 
+/* A rollout ring and what the update did in it. */
+typedef struct report_ring {
+    uint32_t ring;
+    char *name, *selector;
+    uint64_t size, bake_ms;
+    bool released;
+    int64_t released_ms;
+    uint64_t received, faulted;    /* its endpoints that received the update, faulted */
+} report_ring;
+
+/* A gate decision that changed the rollout (advance, halt, rollback), a
+ * detection (all at once), and the last decision made. */
+typedef struct report_decision {
+    uint32_t ring;
+    int64_t vt_ms;
+    char *gate, *action, *detail;
+} report_decision;
+
 typedef struct report_artifact {
     char *kind, *role, *name, *sha256, *version, *path;
 } report_artifact;
@@ -121,6 +149,10 @@ typedef struct report {
     size_t nbuckets, nbuckets_total;
     report_point series[REPORT_SERIES_BINS];
     size_t nseries;
+    report_ring *rings;         /* the rollout, in release order */
+    size_t nrings;
+    report_decision *decisions;
+    size_t ndecisions;
 } report;
 
 /* Read the store at `path` (read-only; never written). */
@@ -178,7 +210,8 @@ typedef struct report_verdict {
 
 int report_gate_check(const report *r, const report_gate *g, report_verdict *v);
 void report_verdict_free(report_verdict *v);
-/* "FAIL: 9 of 24 cohorts broke max-faults=0 (...)" / "PASS: ..." */
+/* "FAIL: 9 cohorts broke max-faults=0", "FAIL: the run did not complete; ...",
+ * "PASS: every cohort within max-faults=0". */
 void report_verdict_line(const report_gate *g, const report_verdict *v, char *out,
                          size_t room);
 /* One line a violation: "win10 / 7.11: fault rate 81.2% > 0.1%". */
@@ -206,5 +239,12 @@ int report_write(FILE *out, report_format f, const report *r, const report_gate 
  * whose fault rate got significantly worse (intervals apart). */
 int report_diff_write(FILE *out, report_format f, const report *base, const report *cand,
                       bool colour, bool *worse);
+
+/* ---- rollout plans side by side (plans.c) ------------------------------ */
+
+/* One line per store: the plan, endpoints received/crashed/still down,
+ * rings released, detection and stop times, machine-hours lost. */
+int report_plans_write(FILE *out, const char *const *paths, size_t n, char *err,
+                       size_t errlen);
 
 #endif

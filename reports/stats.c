@@ -112,3 +112,25 @@ void report_interval(report_interval_method m, uint64_t k, uint64_t n, double *l
     else
         report_wilson(k, n, 1.959963984540054, lo, hi);
 }
+
+/*
+ * The Bayes factor of Lindon & Malek (NeurIPS 2022) for a rate difference
+ * in counts: with the canary's share rho of exposure, n_control crashes
+ * among the control group and n_canary among the canary, and prior strength
+ * k, BF = B(k rho + N_B, k (1 - rho) + N_A) / B(k rho, k (1 - rho)) /
+ * (rho^N_B (1 - rho)^N_A).  Computed in logs; test value in DESIGN.md.
+ */
+static double log_beta(double a, double b)
+{
+    return lgamma(a) + lgamma(b) - lgamma(a + b);
+}
+
+double report_bayes_factor(uint64_t n_control, uint64_t n_canary, double rho, double k)
+{
+    if (!(rho > 0.0 && rho < 1.0) || !(k > 0.0))
+        return 1.0;
+    double na = (double)n_control, nb = (double)n_canary;
+    double l = log_beta(k * rho + nb, k * (1 - rho) + na) - log_beta(k * rho, k * (1 - rho)) -
+               nb * log(rho) - na * log1p(-rho);
+    return l > 700 ? HUGE_VAL : exp(l);
+}
