@@ -158,6 +158,36 @@ int fleet_gate_store(const char *store_path, const char *gate_expr, bool print)
     return rc;
 }
 
+int fleet_plans_print(const char *const *stores, size_t n)
+{
+    char err[1024];
+    if (report_plans_write(stdout, stores, n, err, sizeof err) < 0) {
+        fprintf(stderr, "fleetsim: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+int fleet_cmd_plans(int argc, char **argv)
+{
+    static const char usage[] = "fleetsim plans STORE...";
+    if (argc > 1 && strcmp(argv[1], "--help") == 0) {
+        printf("usage: %s\n\nThe rollout plans of these runs side by side: endpoints that "
+               "received the\nupdate, crashed and were still down, rings released, when a gate "
+               "saw the\ntrouble and when the release stopped, and the machine-hours lost.\n",
+               usage);
+        return FLEET_EXIT_OK;
+    }
+    if (argc < 2)
+        return fleet_usage_error(usage, "which stores? (fleetsim run --compare-plans makes them)");
+    for (int i = 1; i < argc; i++)
+        if (argv[i][0] == '-')
+            return fleet_usage_error(usage, "unknown option %s", argv[i]);
+    return fleet_plans_print((const char *const *)argv + 1, (size_t)argc - 1) < 0
+               ? FLEET_EXIT_USAGE
+               : FLEET_EXIT_OK;
+}
+
 enum { OPT_FORMAT = 256, OPT_BY, OPT_GATE, OPT_INTERVAL, OPT_MAX_BUCKETS, OPT_HELP };
 
 static const struct option OPTIONS[] = {

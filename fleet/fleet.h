@@ -44,6 +44,7 @@ int fleet_cmd_run(int argc, char **argv);
 int fleet_cmd_content(int argc, char **argv);
 int fleet_cmd_report(int argc, char **argv);
 int fleet_cmd_diff(int argc, char **argv);
+int fleet_cmd_plans(int argc, char **argv);
 
 /*
  * Check the store at `store_path` against a gate (report.h's syntax; NULL:
@@ -52,6 +53,8 @@ int fleet_cmd_diff(int argc, char **argv);
  * for a bad expression or store.
  */
 int fleet_gate_store(const char *store_path, const char *gate_expr, bool print);
+/* The rollout plans of these stores side by side, on stdout; -1 on error. */
+int fleet_plans_print(const char *const *stores, size_t n);
 
 /*
  * Helpers the commands share.  fleet_usage_error prints "fleetsim: <what>"

@@ -38,6 +38,7 @@ static const struct command {
     {"run", fleet_cmd_run, "play a scenario's fleet forward and store every outcome"},
     {"report", fleet_cmd_report, "report a run's cohorts, crash buckets and gate verdict"},
     {"diff", fleet_cmd_diff, "compare two runs cohort by cohort"},
+    {"plans", fleet_cmd_plans, "rollout plans' runs side by side"},
     {"profiles", fleet_cmd_profiles, "list the OS profiles endpoints can run"},
     {"content", fleet_cmd_content, "compile and validate the sample sensor's channel files"},
     {"help", cmd_help, "list the commands, or show one's usage: help COMMAND"},

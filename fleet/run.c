@@ -45,6 +45,7 @@
 #include "fleet.h"
 #include "report.h"
 #include "fleet_gen.h"
+#include "rollout.h"
 #include "scenario.h"
 #include "store.h"
 
@@ -63,7 +64,8 @@
 
 static const char usage[] =
     "fleetsim run SCENARIO [--fleet-size N] [--seed N] [--jobs N] [--db PATH] [--shard K/N]\n"
-    "             [--gate EXPR] [--images DIR] [--profiles DIR] [--content-dir DIR] [--quiet]";
+    "             [--gate EXPR] [--plan NAME | --compare-plans] [--images DIR] [--profiles DIR]\n"
+    "             [--content-dir DIR] [--quiet]";
 
 #define MAX_JOB_FILES 16
 #define MAX_JOB_EVENTS 512
@@ -78,7 +80,8 @@ static const char usage[] =
 /* ---- the model's state ----------------------------------------------------- */
 
 enum { HOLDS_NONE, HOLDS_UPDATE, HOLDS_REVERT };     /* content beyond on-disk */
-enum { EV_CHECKIN, EV_BOOT };                        /* timeline event kinds */
+enum { EV_CHECKIN, EV_BOOT, EV_GATE };               /* timeline event kinds */
+#define GATE_ID UINT32_MAX /* a gate look's id: after every endpoint at its time */
 
 typedef struct endpoint_state {
     uint8_t holds;           /* HOLDS_* */
@@ -217,6 +220,11 @@ typedef struct run_ctx {
     uv_idle_t pump;
     uv_timer_t progress;
     uv_signal_t sigint, sigterm;
+
+    const scenario_plan *plan;       /* the rollout plan this run plays */
+    rollout *ro;
+    bool known_bad;                  /* the update is marked bad from known_bad_ms on */
+    int64_t known_bad_ms;            /* the scenario's mark, or a rollback's */
 
     int64_t now;                     /* virtual time of the last event popped */
     uint64_t emulated, faults, reached, crashed_eps, looping_eps, recovered_eps;
@@ -449,6 +457,8 @@ static uint64_t crash_offset(const job *j)
     return at > j->uptime_ms ? at - j->uptime_ms : 0;
 }
 
+static void telemetry(run_ctx *c, const job *j, bool crashed, int64_t t_out);
+
 static void job_done(uv_work_t *req, int status)
 {
     job *j = req->data;
@@ -470,13 +480,13 @@ static void job_done(uv_work_t *req, int status)
     int64_t t_out = j->t + (int64_t)crash_offset(j);
     cohort_count *cc = cohort_of(c, j->id);
 
-    if (crashed && j->kind == JOB_BOOT && c->sc->has_known_bad) {
+    if (crashed && j->kind == JOB_BOOT && c->known_bad) {
         /* The race of July 2024: network up before the triggering event,
          * after the known-bad mark, region online → the sensor drops it. */
         uint64_t net = scenario_dist_draw(&c->sc->boot_to_network,
                                           draw_u64(c, j->id, DRAW_NETWORK, j->boot));
         int64_t net_up = j->t + (int64_t)net;
-        if (net < crash_offset(j) && net_up >= c->sc->known_bad_ms &&
+        if (net < crash_offset(j) && net_up >= c->known_bad_ms &&
             online_at(c, j->id, DRAW_NET_ONLINE, j->boot, net_up)) {
             timeline(c, j->id, net_up, STORE_TIMELINE_KNOWN_BAD, "the sensor learned the file is known-bad before the trigger");
             j->kind = JOB_CLEAN_BOOT;
@@ -496,6 +506,7 @@ static void job_done(uv_work_t *req, int status)
         fail(c, "%s", err);
     timeline(c, j->id, j->t, STORE_TIMELINE_EMULATED, j->kind == JOB_RECEIVE ? "update loaded live" : "boot");
     e->boots++;
+    telemetry(c, j, crashed, t_out);
 
     if (crashed) {
         char detail[160];
@@ -558,18 +569,74 @@ static void dispatch(run_ctx *c, job_kind kind, uint32_t id, int64_t t, uint64_t
     uv_queue_work(c->loop, &j->req, job_work, job_done);
 }
 
+/* Whether the next event must wait for emulations in flight. */
+static bool waiting(const run_ctx *c)
+{
+    const heap_event *top = &c->heap.items[0];
+    return top->kind == EV_GATE ? c->inflight > 0 : c->eps[top->id].busy;
+}
+
+/*
+ * What reaches the vendor of an emulation's outcome (rollout.h): after an
+ * update arrives live, a healthy sensor heartbeats at its next check-in;
+ * a crashed machine reports once a boot brings its network up before the
+ * boot's own crash (or a boot is clean).  A machine looping with a slow
+ * network never gets a report out.
+ */
+static void telemetry(run_ctx *c, const job *j, bool crashed, int64_t t_out)
+{
+    const endpoint_state *e = &c->eps[j->id];
+    if (j->kind == JOB_RECEIVE) {
+        int64_t beat = j->t + (int64_t)c->sc->checkin_interval_ms;
+        if (!crashed || t_out > beat)
+            rollout_heartbeat(c->ro, j->id, beat);
+        return;
+    }
+    if (!e->crashed)
+        return;
+    uint64_t net = scenario_dist_draw(&c->sc->boot_to_network,
+                                      draw_u64(c, j->id, DRAW_NETWORK, j->boot));
+    if (!crashed || net < crash_offset(j))
+        rollout_crash_report(c->ro, j->id, j->t + (int64_t)net);
+}
+
+/* A gate look: decide, and act on what the decision changed. */
+static void gate_look(run_ctx *c, int64_t t)
+{
+    char err[512];
+    rollout_change change;
+    if (rollout_look(c->ro, t, c->st, &change, err, sizeof err) < 0) {
+        fail(c, "%s", err);
+        return;
+    }
+    if (change == ROLLOUT_ROLLED_BACK && (!c->known_bad || t < c->known_bad_ms)) {
+        c->known_bad = true;
+        c->known_bad_ms = t;
+    }
+    int64_t next = rollout_next_look(c->ro);
+    if (next != INT64_MAX)
+        schedule(c, next, GATE_ID, EV_GATE);
+}
+
 static void handle(run_ctx *c, heap_event ev)
 {
     endpoint_state *e = &c->eps[ev.id];
     const scenario *sc = c->sc;
 
     c->now = ev.t;
+    if (ev.kind == EV_GATE) {
+        gate_look(c, ev.t);
+        return;
+    }
     if (ev.kind == EV_CHECKIN) {
         uint16_t n = e->checkins++;
         if (e->holds != HOLDS_NONE)
             return;
         bool reverted = sc->has_revert && ev.t >= sc->revert_ms;
-        if (!online_at(c, ev.id, DRAW_ONLINE, n, ev.t)) {
+        if (!reverted && rollout_stopped(c->ro))
+            return; /* halted: the update reaches no one else */
+        if (!online_at(c, ev.id, DRAW_ONLINE, n, ev.t) ||
+            (!reverted && !rollout_offered(c->ro, ev.id))) {
             uint64_t jitter = sc->checkin_jitter_ms
                                   ? draw_u64(c, ev.id, DRAW_JITTER, n) % sc->checkin_jitter_ms
                                   : 0;
@@ -580,6 +647,8 @@ static void handle(run_ctx *c, heap_event ev)
         c->reached++;
         cohort_of(c, ev.id)->reached++;
         timeline(c, ev.id, ev.t, STORE_TIMELINE_RECEIVED, reverted ? "revert" : "update");
+        if (!reverted)
+            rollout_received(c->ro, ev.id, ev.t);
         uint64_t uptime = 300000 + draw_u64(c, ev.id, DRAW_UPTIME, 0) % (8 * 3600000ull);
         dispatch(c, JOB_RECEIVE, ev.id, ev.t, uptime);
         return;
@@ -605,11 +674,11 @@ static void on_pump(uv_idle_t *idle)
 
     while (!c->failed && !c->interrupted && c->heap.n && c->nfree) {
         heap_event ev = c->heap.items[0];
-        if (c->eps[ev.id].busy)
-            break; /* its chain is in flight; keep time order */
+        if (ev.kind == EV_GATE ? c->inflight > 0 : c->eps[ev.id].busy)
+            break; /* a chain in flight, or a gate waiting for every outcome before it */
         handle(c, heap_pop(&c->heap));
     }
-    if (c->failed || c->interrupted || !c->heap.n || !c->nfree || c->eps[c->heap.items[0].id].busy)
+    if (c->failed || c->interrupted || !c->heap.n || !c->nfree || waiting(c))
         uv_idle_stop(idle);
     if ((c->failed || c->interrupted || !c->heap.n) && c->inflight == 0) {
         uv_timer_stop(&c->progress);
@@ -662,7 +731,8 @@ static void on_signal(uv_signal_t *sig, int signum)
 /* ---- setup ------------------------------------------------------------------- */
 
 typedef struct run_args {
-    const char *scenario, *db, *images, *profiles, *content_dir, *shard, *gate;
+    const char *scenario, *db, *images, *profiles, *content_dir, *shard, *gate, *plan;
+    bool compare_plans;
     uint64_t fleet_size, seed, jobs;
     bool has_fleet_size, has_seed, quiet;
 } run_args;
@@ -675,6 +745,7 @@ static int parse_args(int argc, char **argv, run_args *a)
         {"images", required_argument, NULL, 'i'},     {"profiles", required_argument, NULL, 'p'},
         {"content-dir", required_argument, NULL, 'c'}, {"quiet", no_argument, NULL, 'q'},
         {"shard", required_argument, NULL, 'S'},      {"gate", required_argument, NULL, 'g'},
+        {"plan", required_argument, NULL, 'P'},       {"compare-plans", no_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0},
     };
     int opt;
@@ -713,6 +784,8 @@ static int parse_args(int argc, char **argv, run_args *a)
             break;
         }
         case 'q': a->quiet = true; break;
+        case 'P': a->plan = optarg; break;
+        case 'C': a->compare_plans = true; break;
         case 'h':
             printf("%s\n", usage);
             return -1;
@@ -811,7 +884,7 @@ static int write_header(run_ctx *c, int argc, char **argv, const char *text, cha
         .scenario_name = c->sc->name, .scenario_path = c->sc->path, .scenario_text = text,
         .seed = c->sc->seed, .fleet_size = c->size, .shard_index = c->shard,
         .shard_count = c->shards,
-        .fleetsim_version = FLEETSIM_VERSION, .command_line = cmd,
+        .fleetsim_version = FLEETSIM_VERSION, .command_line = cmd, .plan = c->plan->name,
         .virtual_start_ms = c->sc->start_ms, .duration_ms = c->sc->duration_ms,
     };
     int rc = store_write_run(c->st, &r, err, errlen);
@@ -871,7 +944,7 @@ static int write_header(run_ctx *c, int argc, char **argv, const char *text, cha
                 .tenant = c->sc->attrs[SCENARIO_ATTR_TENANT].count > fe.tenant
                               ? c->sc->attrs[SCENARIO_ATTR_TENANT].items[fe.tenant].name : "",
                 .seed = fleet_endpoint_seed(c->sc->seed, first + k),
-                .ring = -1,
+                .ring = (int32_t)rollout_ring_of(c->ro, first + k),
             };
         }
         rc = store_write_endpoints(c->st, batch, n, err, errlen);
@@ -910,6 +983,21 @@ static void print_summary(run_ctx *c, double wall)
                    pn->items[p].name, sn->items[s].name, cc->endpoints, cc->reached,
                    cc->crashed, cc->looping, cc->recovered);
         }
+    rollout_status rs;
+    rollout_get_status(c->ro, &rs);
+    if (rs.rings) {
+        char at[32] = "";
+        if (rs.stopped_ms >= 0)
+            format_vt(c, rs.stopped_ms, at, sizeof at);
+        printf("\nrollout %s: %u of %u rings released; %s%s%s\n", c->plan->name, rs.released,
+               rs.rings, rs.rolled_back ? "rolled back at " : rs.halted ? "halted at " : "",
+               at, rs.halted ? "" : rs.released == rs.rings ? "released to all" : "holding");
+    } else if (rs.detected_ms >= 0) {
+        char at[32];
+        format_vt(c, rs.detected_ms, at, sizeof at);
+        printf("\nrollout %s: a gate would have seen it at %s (nothing was left to stop)\n",
+               c->plan->name, at);
+    }
     printf("\nstore: %s\n", store_path(c->st));
 }
 
@@ -938,19 +1026,22 @@ static void teardown(run_ctx *c)
     sim_free(c->heap.items);
     sim_free(c->cohorts);
     fleet_gen_destroy(c->gen);
+    rollout_destroy(c->ro);
 }
 
-int fleet_cmd_run(int argc, char **argv)
+/* The run of one plan into one store (`db`; NULL: "<scenario>.db"). */
+static int run_plan(const run_args *args, const char *plan_name, const char *db, int argc,
+                    char **argv)
 {
-    run_args a;
+    run_args a = *args;
     run_ctx ctx = {0}, *c = &ctx;
     char err[1024] = "";
-    int rc, exit_code = FLEET_EXIT_OK;
+    int rc = 0, exit_code = FLEET_EXIT_OK;
     uint8_t *text = NULL;
     size_t textlen = 0;
+    scenario_plan everyone;
 
-    if ((rc = parse_args(argc, argv, &a)) != 0)
-        return rc < 0 ? FLEET_EXIT_OK : rc;
+    a.db = db;
     if (read_file(a.scenario, &text, &textlen, err, sizeof err) < 0) {
         fprintf(stderr, "fleetsim: %s\n", err);
         return FLEET_EXIT_USAGE;
@@ -986,6 +1077,34 @@ int fleet_cmd_run(int argc, char **argv)
         return FLEET_EXIT_USAGE;
     }
     fleet_shard_range(c->size, c->shard, c->shards, &c->first, &c->count);
+    c->plan = plan_name ? scenario_find_plan(c->sc, plan_name) : &c->sc->plans[0];
+    if (!c->plan && strcmp(plan_name, "all-at-once") == 0) {
+        scenario_default_plan(&everyone, "all-at-once");
+        c->plan = &everyone;
+    }
+    if (!c->plan || (c->plan->nrings && c->shards > 1)) {
+        if (!c->plan) {
+            fprintf(stderr, "fleetsim: --plan: no plan \"%s\" in %s; plans:", plan_name,
+                    c->sc->path);
+            for (size_t i = 0; i < c->sc->nplans; i++)
+                fprintf(stderr, "%s %s", i ? "," : "", c->sc->plans[i].name);
+            fputc('\n', stderr);
+        } else {
+            fprintf(stderr, "fleetsim: plan %s releases by rings, whose gates need the whole "
+                            "fleet's telemetry: run it without --shard\n", c->plan->name);
+        }
+        teardown(c);
+        scenario_destroy(c->sc);
+        return FLEET_EXIT_USAGE;
+    }
+    c->known_bad = c->sc->has_known_bad;
+    c->known_bad_ms = c->sc->known_bad_ms;
+    if ((rc = rollout_create(c->sc, c->plan, c->gen, &c->ro, err, sizeof err)) < 0) {
+        fprintf(stderr, "fleetsim: %s\n", err);
+        teardown(c);
+        scenario_destroy(c->sc);
+        return FLEET_EXIT_UNFAITHFUL;
+    }
     c->jobs = (uint32_t)a.jobs;
     c->quiet = a.quiet || !isatty(STDERR_FILENO);
 
@@ -1010,6 +1129,8 @@ int fleet_cmd_run(int argc, char **argv)
     sim_free(text);
     rc = write_header(c, argc, argv, yaml ? yaml : "", err, sizeof err);
     sim_free(yaml);
+    if (rc == 0)
+        rc = rollout_write_rings(c->ro, c->st, err, sizeof err);
 
     /* Engines and jobs, then the thread pool sized to --jobs. */
     c->eps = sim_calloc(c->size, sizeof *c->eps);
@@ -1038,6 +1159,8 @@ int fleet_cmd_run(int argc, char **argv)
         int64_t first = c->sc->release_ms + phase;
         rc = schedule(c, first, (uint32_t)id, EV_CHECKIN);
     }
+    if (rc == 0 && rollout_next_look(c->ro) != INT64_MAX)
+        rc = schedule(c, rollout_next_look(c->ro), GATE_ID, EV_GATE);
     if (rc < 0) {
         fprintf(stderr, "fleetsim: %s\n", c->failed ? c->failure : err);
         store_mark_interrupted(c->st, FLEET_EXIT_USAGE, 0, "setup failed", err, sizeof err);
@@ -1081,7 +1204,7 @@ int fleet_cmd_run(int argc, char **argv)
     } else if (c->crashed_eps) {
         exit_code = FLEET_EXIT_FAULT;
     }
-    int64_t vt_end = c->sc->start_ms + (c->interrupted ? c->now : (int64_t)c->sc->duration_ms);
+    int64_t vt_end = c->interrupted ? c->now : (int64_t)c->sc->duration_ms; /* after start */
     if (c->interrupted || c->failed)
         rc = store_mark_interrupted(c->st, c->interrupted ? 130 : exit_code, vt_end,
                                     c->interrupted ? "interrupted" : c->failure, err, sizeof err);
@@ -1112,4 +1235,59 @@ int fleet_cmd_run(int argc, char **argv)
     teardown(c);
     scenario_destroy(c->sc);
     return c->interrupted ? 130 : exit_code;
+}
+
+int fleet_cmd_run(int argc, char **argv)
+{
+    run_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc != 0)
+        return rc < 0 ? FLEET_EXIT_OK : rc;
+    if (!a.compare_plans)
+        return run_plan(&a, a.plan, a.db, argc, argv);
+    if (a.plan)
+        return fleet_usage_error(usage, "--plan and --compare-plans: one or the other");
+
+    /* Every plan of the scenario, and all at once beside them, on the same
+     * fleet and seed, each into its own store; then the plans side by side. */
+    scenario *sc;
+    char err[1024];
+    if (scenario_load(a.scenario, &sc, err, sizeof err) < 0) {
+        fprintf(stderr, "fleetsim: %s\n", err);
+        return FLEET_EXIT_USAGE;
+    }
+    size_t n = 0;
+    char names[17][SCENARIO_NAME_MAX + 1];
+    bool have_all = scenario_find_plan(sc, "all-at-once") != NULL;
+    if (!have_all)
+        snprintf(names[n++], sizeof names[0], "all-at-once");
+    for (size_t i = 0; i < sc->nplans; i++)
+        snprintf(names[n++], sizeof names[0], "%s", sc->plans[i].name);
+    char stem[1024];
+    if (a.db) {
+        snprintf(stem, sizeof stem, "%s", a.db);
+        size_t len = strlen(stem);
+        if (len > 3 && strcmp(stem + len - 3, ".db") == 0)
+            stem[len - 3] = '\0';
+    } else {
+        snprintf(stem, sizeof stem, "%s", sc->name);
+    }
+    scenario_destroy(sc);
+
+    char dbs[17][1100];
+    const char *paths[17];
+    int worst = FLEET_EXIT_OK;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(dbs[i], sizeof dbs[i], "%s.%s.db", stem, names[i]);
+        paths[i] = dbs[i];
+        printf("== plan %s -> %s\n", names[i], dbs[i]);
+        fflush(stdout);
+        rc = run_plan(&a, names[i], dbs[i], argc, argv);
+        if (rc != FLEET_EXIT_OK && rc != FLEET_EXIT_FAULT)
+            return rc; /* interrupted, or could not run: stop here */
+        if (rc > worst)
+            worst = rc;
+        putchar('\n');
+    }
+    return fleet_plans_print(paths, n) < 0 ? FLEET_EXIT_UNFAITHFUL : worst;
 }

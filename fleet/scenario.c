@@ -629,32 +629,253 @@ static int parse_repair(parser *p, yaml_node_t *n)
     return 0;
 }
 
-/* Keep "rollout:" and its block as written, whole lines, for the rollout
- * controller (it parses them itself, adding rollout_line - 1 to its lines). */
-static int keep_rollout(parser *p, yaml_node_t *key, yaml_node_t *value)
+/* ---- rollout plans ------------------------------------------------------- */
+
+static void plans_free(scenario *s)
 {
-    size_t first = key->start_mark.line, last = value->end_mark.line;
-    if (value->end_mark.column == 0 && last > first)
-        last--; /* a block ends where the next line starts */
-    size_t line = 0, begin = 0, end = p->len;
-    for (size_t i = 0; i < p->len; i++) {
-        if (line == first && begin == 0 && (i == 0 || p->text[i - 1] == '\n'))
-            begin = i;
-        if (p->text[i] == '\n') {
-            if (line == last) {
-                end = i + 1;
-                break;
-            }
-            line++;
+    for (size_t i = 0; i < s->nplans; i++) {
+        for (size_t r = 0; r < s->plans[i].nrings; r++) {
+            scenario__names_free(&s->plans[i].rings[r].where);
+            sim_free(s->plans[i].rings[r].where_index);
         }
+        sim_free(s->plans[i].rings);
     }
-    if (first == 0)
-        begin = 0;
-    if (!(p->s->rollout_text = sim_malloc(end - begin + 1)))
+    sim_free(s->plans);
+    s->plans = NULL;
+    s->nplans = 0;
+}
+
+static int get_name(parser *p, yaml_node_t *n, const char *what, char out[SCENARIO_NAME_MAX + 1])
+{
+    const char *text = NULL;
+    int rc = sim_yaml_scalar(&p->y, n, what, &text);
+    if (rc)
+        return rc;
+    if (!valid_name(text))
+        return sim_yaml_fail(&p->y, n,
+                             "%s: \"%s\" is not a usable name (1 to %d characters, no control "
+                             "characters, commas or quotes)", what, text, SCENARIO_NAME_MAX);
+    snprintf(out, SCENARIO_NAME_MAX + 1, "%s", text);
+    return 0;
+}
+
+/* where: {tenant: [a, b]} or {region: eu-west}: one attribute, its values. */
+static int parse_where(parser *p, yaml_node_t *n, scenario_ring *ring)
+{
+    int rc = sim_yaml_expect(&p->y, n, YAML_MAPPING_NODE, "rollout ring where");
+    if (rc)
+        return rc;
+    if (n->data.mapping.pairs.top - n->data.mapping.pairs.start != 1)
+        return sim_yaml_fail(&p->y, n, "where: name one attribute (profile, sensor, region or "
+                                       "tenant) and its values");
+    yaml_node_pair_t *pair = n->data.mapping.pairs.start;
+    yaml_node_t *k = sim_yaml_node(&p->y, pair->key), *v = sim_yaml_node(&p->y, pair->value);
+    const char *attr = NULL;
+    if ((rc = sim_yaml_scalar(&p->y, k, "an attribute", &attr)))
+        return rc;
+    ring->where_attr = -1;
+    for (int a = 0; a < SCENARIO_ATTR_COUNT; a++)
+        if (strcmp(attr, scenario_attr_name((scenario_attr)a)) == 0)
+            ring->where_attr = a;
+    if (ring->where_attr < 0)
+        return sim_yaml_fail(&p->y, k, "where: unknown attribute \"%s\"; known: profile, "
+                                       "sensor, region, tenant", attr);
+    yaml_node_item_t one, *first = &one, *last = &one + 1;
+    if (v->type == YAML_SEQUENCE_NODE) {
+        first = v->data.sequence.items.start;
+        last = v->data.sequence.items.top;
+    } else {
+        one = pair->value;
+    }
+    if (first == last)
+        return sim_yaml_fail(&p->y, v, "where.%s: give at least one value", attr);
+    if (!(ring->where.items = sim_calloc((size_t)(last - first), sizeof *ring->where.items)))
         return sim_yaml_nomem(p->y.err, p->y.errlen);
-    memcpy(p->s->rollout_text, p->text + begin, end - begin);
-    p->s->rollout_text[end - begin] = '\0';
-    p->s->rollout_line = (uint32_t)first + 1;
+    size_t o = (size_t)snprintf(ring->selector, sizeof ring->selector, "%s=", attr);
+    for (yaml_node_item_t *it = first; it < last; it++) {
+        yaml_node_t *e = sim_yaml_node(&p->y, *it);
+        const char *value = NULL;
+        if ((rc = sim_yaml_scalar(&p->y, e, "a value", &value)))
+            return rc;
+        scenario_name *item = &ring->where.items[ring->where.count];
+        if (!(item->name = sim_strdup(value)))
+            return sim_yaml_nomem(p->y.err, p->y.errlen);
+        item->mark = mark_of(p, e);
+        ring->where.count++;
+        if (o < sizeof ring->selector)
+            o += (size_t)snprintf(ring->selector + o, sizeof ring->selector - o, "%s%s",
+                                  it == first ? "" : ",", value);
+    }
+    return 0;
+}
+
+static int parse_ring(parser *p, yaml_node_t *n, scenario_plan *plan, scenario_ring *ring)
+{
+    static const char *const keys[] = {"name", "share", "where", "bake"};
+    yaml_node_t *v[4], *k[4];
+    int rc = sim_yaml_fields(&p->y, n, "rollout ring", keys, 4, v, k);
+    if (rc)
+        return rc;
+    ring->mark = mark_of(p, n);
+    ring->where_attr = -1;
+    if (!v[0])
+        return sim_yaml_missing(&p->y, n, "rollout ring", "name");
+    if ((rc = get_name(p, v[0], "ring name", ring->name)))
+        return rc;
+    for (size_t i = 0; i < plan->nrings; i++)
+        if (strcmp(plan->rings[i].name, ring->name) == 0)
+            return sim_yaml_fail(&p->y, v[0], "ring \"%s\" is given twice", ring->name);
+    if (!v[1] == !v[2])
+        return sim_yaml_fail(&p->y, n, "ring %s: give a share of the fleet or a where, one of "
+                                       "the two", ring->name);
+    if (v[1]) {
+        if ((rc = get_share(p, v[1], "share", &ring->share)))
+            return rc;
+        if (ring->share <= 0)
+            return sim_yaml_fail(&p->y, v[1], "share: a ring needs more than 0%%");
+        for (size_t i = 0; i < plan->nrings; i++)
+            if (plan->rings[i].where_attr < 0 && plan->rings[i].share >= ring->share)
+                return sim_yaml_fail(&p->y, v[1],
+                                     "share: shares are cumulative (0.1%%, 1%%, 10%%, ...) and "
+                                     "must grow from ring to ring");
+        const char *text = NULL;
+        sim_yaml_scalar(&p->y, v[1], "share", &text);
+        snprintf(ring->selector, sizeof ring->selector, "%s", text);
+    } else if ((rc = parse_where(p, v[2], ring))) {
+        return rc;
+    }
+    if (v[3] && (rc = get_duration(p, v[3], "bake", false, &ring->bake_ms)))
+        return rc;
+    return 0;
+}
+
+static int parse_gate(parser *p, yaml_node_t *n, scenario_gate *g)
+{
+    static const char *const keys[] = {"min_exposure", "max_fault_rate_upper", "alpha",
+                                       "prior", "every", "on_failure"};
+    yaml_node_t *v[6], *k[6];
+    int rc = sim_yaml_fields(&p->y, n, "rollout gate", keys, 6, v, k);
+    if (rc)
+        return rc;
+    if (v[0] && (rc = get_u64(p, v[0], "min_exposure", 1, 100000000, &g->min_exposure)))
+        return rc;
+    if (v[1] && (rc = get_share(p, v[1], "max_fault_rate_upper", &g->max_rate_upper)))
+        return rc;
+    if (v[2]) {
+        if ((rc = get_share(p, v[2], "alpha", &g->alpha)))
+            return rc;
+        if (g->alpha <= 0 || g->alpha >= 0.5)
+            return sim_yaml_fail(&p->y, v[2], "alpha: want more than 0%% and less than 50%%");
+    }
+    if (v[3]) {
+        uint64_t k100;
+        if ((rc = get_u64(p, v[3], "prior", 1, 1000000, &k100)))
+            return rc;
+        g->prior = (double)k100;
+    }
+    if (v[4] && (rc = get_duration(p, v[4], "every", true, &g->every_ms)))
+        return rc;
+    if (v[5]) {
+        const char *text = NULL;
+        if ((rc = sim_yaml_scalar(&p->y, v[5], "on_failure", &text)))
+            return rc;
+        if (strcmp(text, "rollback") && strcmp(text, "halt"))
+            return sim_yaml_fail(&p->y, v[5], "on_failure: \"rollback\" or \"halt\", not "
+                                              "\"%s\"", text);
+        g->rollback = strcmp(text, "rollback") == 0;
+    }
+    return 0;
+}
+
+void scenario_default_plan(scenario_plan *plan, const char *name)
+{
+    memset(plan, 0, sizeof *plan);
+    snprintf(plan->name, sizeof plan->name, "%s", name);
+    plan->gate = (scenario_gate){.min_exposure = 20, .max_rate_upper = 0.05, .alpha = 0.05,
+                                 .prior = 100, .every_ms = 10 * 60000, .rollback = true};
+}
+
+static int parse_plan(parser *p, yaml_node_t *n, scenario_plan *plan)
+{
+    static const char *const keys[] = {"name", "rings", "gate"};
+    yaml_node_t *v[3], *k[3];
+    int rc = sim_yaml_fields(&p->y, n, "rollout plan", keys, 3, v, k);
+    if (rc)
+        return rc;
+    if (!v[0])
+        return sim_yaml_missing(&p->y, n, "rollout plan", "name");
+    scenario_default_plan(plan, "");
+    plan->mark = mark_of(p, n);
+    if ((rc = get_name(p, v[0], "plan name", plan->name)))
+        return rc;
+    if (v[2] && (rc = parse_gate(p, v[2], &plan->gate)))
+        return rc;
+    if (!v[1])
+        return 0;
+    if ((rc = sim_yaml_expect(&p->y, v[1], YAML_SEQUENCE_NODE, "rings")))
+        return rc;
+    size_t count = (size_t)(v[1]->data.sequence.items.top - v[1]->data.sequence.items.start);
+    if (count > 64)
+        return sim_yaml_fail(&p->y, v[1], "rings: at most 64");
+    if (count && !(plan->rings = sim_calloc(count, sizeof *plan->rings)))
+        return sim_yaml_nomem(p->y.err, p->y.errlen);
+    for (yaml_node_item_t *it = v[1]->data.sequence.items.start;
+         it < v[1]->data.sequence.items.top; it++) {
+        scenario_ring *ring = &plan->rings[plan->nrings];
+        rc = parse_ring(p, sim_yaml_node(&p->y, *it), plan, ring);
+        plan->nrings++; /* counted even on error, so its names are freed */
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* rollout: all-at-once, {plan: all-at-once}, or {plans: [{name, rings, gate}]}. */
+static int parse_rollout(parser *p, yaml_node_t *n)
+{
+    static const char *const keys[] = {"plan", "plans"};
+    scenario *s = p->s;
+    yaml_node_t *v[2] = {NULL, NULL}, *k[2];
+    int rc = 0;
+    if (n->type == YAML_SCALAR_NODE)
+        v[0] = n;
+    else if ((rc = sim_yaml_fields(&p->y, n, "rollout", keys, 2, v, k)))
+        return rc;
+    if (!v[0] == !v[1])
+        return sim_yaml_fail(&p->y, n, "rollout: give plans (a list), or plan: all-at-once");
+    plans_free(s);
+    if (v[0]) {
+        const char *text = NULL;
+        if ((rc = sim_yaml_scalar(&p->y, v[0], "rollout.plan", &text)))
+            return rc;
+        if (strcmp(text, "all-at-once") != 0)
+            return sim_yaml_fail(&p->y, v[0], "rollout.plan: only \"all-at-once\" stands "
+                                              "alone; a staged plan goes under plans:");
+        if (!(s->plans = sim_calloc(1, sizeof *s->plans)))
+            return sim_yaml_nomem(p->y.err, p->y.errlen);
+        scenario_default_plan(&s->plans[0], "all-at-once");
+        s->nplans = 1;
+        return 0;
+    }
+    if ((rc = sim_yaml_expect(&p->y, v[1], YAML_SEQUENCE_NODE, "rollout.plans")))
+        return rc;
+    size_t count = (size_t)(v[1]->data.sequence.items.top - v[1]->data.sequence.items.start);
+    if (count == 0 || count > 16)
+        return sim_yaml_fail(&p->y, v[1], "rollout.plans: give 1 to 16 plans");
+    if (!(s->plans = sim_calloc(count, sizeof *s->plans)))
+        return sim_yaml_nomem(p->y.err, p->y.errlen);
+    for (yaml_node_item_t *it = v[1]->data.sequence.items.start;
+         it < v[1]->data.sequence.items.top; it++) {
+        yaml_node_t *e = sim_yaml_node(&p->y, *it);
+        scenario_plan *plan = &s->plans[s->nplans];
+        rc = parse_plan(p, e, plan);
+        s->nplans++;
+        if (rc)
+            return rc;
+        for (size_t i = 0; i + 1 < s->nplans; i++)
+            if (strcmp(s->plans[i].name, plan->name) == 0)
+                return sim_yaml_fail(&p->y, e, "plan \"%s\" is given twice", plan->name);
+    }
     return 0;
 }
 
@@ -720,8 +941,14 @@ static int parse_root(parser *p, yaml_node_t *root)
         return rc;
     if (v[REPAIR] && (rc = parse_repair(p, v[REPAIR])))
         return rc;
-    if (v[ROLLOUT] && (rc = keep_rollout(p, k[ROLLOUT], v[ROLLOUT])))
+    if (v[ROLLOUT] && (rc = parse_rollout(p, v[ROLLOUT])))
         return rc;
+    if (!s->nplans) {
+        if (!(s->plans = sim_calloc(1, sizeof *s->plans)))
+            return sim_yaml_nomem(p->y.err, p->y.errlen);
+        scenario_default_plan(&s->plans[0], "all-at-once");
+        s->nplans = 1;
+    }
     return 0;
 }
 
@@ -729,6 +956,34 @@ static int parse_root(parser *p, yaml_node_t *root)
  * Bind the online curves to the fleet's regions: every curve names a region
  * of the fleet, and every region has a curve (its own or the default).
  */
+/* Resolve each where ring's values to the fleet's attribute indices. */
+static int bind_rings(scenario *s, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < s->nplans; i++)
+        for (size_t r = 0; r < s->plans[i].nrings; r++) {
+            scenario_ring *ring = &s->plans[i].rings[r];
+            if (ring->where_attr < 0)
+                continue;
+            const scenario_names *names = &s->attrs[ring->where_attr];
+            sim_free(ring->where_index);
+            if (!(ring->where_index = sim_calloc(ring->where.count, sizeof *ring->where_index)))
+                return sim_yaml_nomem(err, errlen);
+            for (size_t w = 0; w < ring->where.count; w++) {
+                const scenario_name *want = &ring->where.items[w];
+                size_t k = 0;
+                while (k < names->count && strcmp(names->items[k].name, want->name) != 0)
+                    k++;
+                if (k == names->count)
+                    return scenario__report(err, errlen, want->mark,
+                                            "ring %s: no %s \"%s\" in the fleet", ring->name,
+                                            scenario_attr_name((scenario_attr)ring->where_attr),
+                                            want->name);
+                ring->where_index[w] = (uint32_t)k;
+            }
+        }
+    return 0;
+}
+
 int scenario__finish(scenario *s, char *err, size_t errlen)
 {
     const scenario_names *regions = &s->attrs[SCENARIO_ATTR_REGION];
@@ -764,7 +1019,7 @@ int scenario__finish(scenario *s, char *err, size_t errlen)
         for (int h = 0; h < 24; h++)
             s->online[r][h] = curve ? curve[h] : 1.0f;
     }
-    return 0;
+    return bind_rings(s, err, errlen);
 }
 
 static char *dir_of(const char *path)
@@ -924,7 +1179,7 @@ void scenario_destroy(scenario *s)
     sim_free(s->inventory_path);
     sim_free(s->update_image);
     sim_free(s->install_dir);
-    sim_free(s->rollout_text);
+    plans_free(s);
     sim_free(s->name);
     sim_free(s->description);
     sim_free(s->dir);

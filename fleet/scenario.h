@@ -5,8 +5,8 @@
  * the fleet (its size and the shares of profiles, sensor versions, regions
  * and tenants, or an inventory CSV of real endpoints), the content already on
  * disk, the update and its release time, an optional revert and known-bad
- * mark, how endpoints connect, optional manual repair, and — kept verbatim
- * for the rollout controller — a rollout plan.
+ * mark, how endpoints connect, optional manual repair, and rollout plans
+ * (rings, bake times, gates).
  *
  * Parsing is strict: unknown keys are refused with the list of known ones,
  * numbers, durations, times and shares must be written exactly, and every
@@ -103,6 +103,43 @@ typedef struct scenario_row {
     uint32_t tenant;
 } scenario_row;
 
+/*
+ * A staged rollout (issue 6).  A plan is a list of rings released one after
+ * the other; a plan without rings releases to everyone at once.  A ring
+ * takes the endpoints whose attribute is one of `where`'s values, or, for
+ * a share ring, those whose stable draw (seed, endpoint id) falls below its
+ * cumulative `share` of the fleet; an endpoint belongs to the first ring
+ * that takes it, and the last ring takes the rest.
+ */
+typedef struct scenario_ring {
+    char name[SCENARIO_NAME_MAX + 1];
+    double share;            /* cumulative share through this ring; 0: a where ring */
+    int where_attr;          /* SCENARIO_ATTR_*; -1: a share ring */
+    scenario_names where;    /* the attribute values it takes */
+    uint32_t *where_index;   /* the same, as indices into attrs[where_attr] */
+    uint64_t bake_ms;        /* watched this long before the next ring */
+    char selector[160];      /* as the store shows it: "0.1%", "tenant=a,b" */
+    scenario_mark mark;
+} scenario_ring;
+
+/* The gate between rings (README, "Staged rollouts"). */
+typedef struct scenario_gate {
+    uint64_t min_exposure;   /* endpoints heard from before a ring is judged */
+    double max_rate_upper;   /* advance only when the upper 95% bound is this or less */
+    double alpha;            /* halt when the Bayes factor reaches 1 / alpha */
+    double prior;            /* the sequential test's prior strength k */
+    uint64_t every_ms;       /* how often the gate looks during a bake */
+    bool rollback;           /* on failure roll back (else only halt) */
+} scenario_gate;
+
+typedef struct scenario_plan {
+    char name[SCENARIO_NAME_MAX + 1];
+    scenario_ring *rings;    /* none: all at once */
+    size_t nrings;
+    scenario_gate gate;
+    scenario_mark mark;
+} scenario_plan;
+
 typedef struct scenario {
     char *path;              /* as given, for messages */
     char *dir;               /* its folder: relative paths resolve against it */
@@ -154,10 +191,10 @@ typedef struct scenario {
     uint64_t repair_after_ms;
     double repair_share;
 
-    /* The rollout plan, verbatim ("rollout:" and its block) for the rollout
-     * controller; NULL when absent. rollout_line is the line it starts on. */
-    char *rollout_text;
-    uint32_t rollout_line;
+    /* Rollout plans; plans[0] is the one a run uses unless told otherwise.
+     * Without a rollout section: one plan, "all-at-once". */
+    scenario_plan *plans;
+    size_t nplans;
 } scenario;
 
 /* What the caller has loaded, to check names and find content against. */
@@ -217,7 +254,16 @@ int scenario_override(scenario *s, const char *key, const char *value, char *err
 
 /* ---- values ------------------------------------------------------------ */
 
-/* The strict value syntaxes, for the command line and the rollout parser. */
+/* A plan without rings, with the default gate (README, "Staged rollouts"). */
+void scenario_default_plan(scenario_plan *plan, const char *name);
+/* The plan named `name`; NULL when there is none. */
+const scenario_plan *scenario_find_plan(const scenario *s, const char *name);
+/* The ring of endpoint `id` in a plan with rings, from its attributes and
+ * a uniform draw `u` in [0, 1) stable per (seed, id). */
+size_t scenario_ring_of(const scenario_plan *plan, const uint32_t attrs[SCENARIO_ATTR_COUNT],
+                        double u);
+
+/* The strict value syntaxes, for the command line. */
 /* "12h", "1h30m", "90s", "250ms", "2d", "0": units d h m s ms, largest first. */
 bool scenario_parse_duration(const char *text, uint64_t *ms);
 /* "2024-07-19T04:09:00Z", seconds and ".fff" optional, "Z" or "+hh:mm". */

@@ -1,13 +1,15 @@
 /*
  * scenario_query.c — the values the loop asks a loaded scenario for while a
  * run goes: the Windows FILETIME of a virtual time, the share of a region
- * online at that hour, and a draw from a delay distribution.
+ * online at that hour, a draw from a delay distribution, and an endpoint's
+ * rollout ring.
  *
  * These are pure functions of the scenario and their arguments (the
  * randomness comes in as a number), so a run stays a function of its seed.
  */
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "scenario-internal.h"
 
@@ -15,6 +17,31 @@ uint64_t scenario_filetime(const scenario *s, int64_t t_ms)
 {
     /* 11644473600 s between 1601-01-01 and 1970-01-01. */
     return (uint64_t)((s->start_ms + t_ms) * 10000 + 116444736000000000ll);
+}
+
+const scenario_plan *scenario_find_plan(const scenario *s, const char *name)
+{
+    for (size_t i = 0; i < s->nplans; i++)
+        if (strcmp(s->plans[i].name, name) == 0)
+            return &s->plans[i];
+    return NULL;
+}
+
+size_t scenario_ring_of(const scenario_plan *plan, const uint32_t attrs[SCENARIO_ATTR_COUNT],
+                        double u)
+{
+    for (size_t r = 0; r + 1 < plan->nrings; r++) {
+        const scenario_ring *ring = &plan->rings[r];
+        if (ring->where_attr < 0) {
+            if (u < ring->share)
+                return r;
+            continue;
+        }
+        for (size_t w = 0; w < ring->where.count; w++)
+            if (ring->where_index && ring->where_index[w] == attrs[ring->where_attr])
+                return r;
+    }
+    return plan->nrings ? plan->nrings - 1 : 0;
 }
 
 double scenario_online_share(const scenario *s, uint32_t region, int64_t t_ms)

@@ -812,6 +812,51 @@ static void write_cohorts(FILE *out, const report *r, const report_verdict *v)
 
 /* ---- the page ------------------------------------------------------------- */
 
+/* The rollout: a row per ring (released when, received, faulted), then
+ * the decisions that changed its course. */
+static void write_rollout(FILE *out, const report *r)
+{
+    char when[40];
+    if (r->nrings <= 1 && !r->ndecisions)
+        return;
+    fputs("<section>\n<h2>Rollout: plan ", out);
+    report_xml_text(out, r->plan ? r->plan : "all-at-once");
+    fputs("</h2>\n<table id=\"rings\">\n<thead><tr><th class=\"n\">ring</th><th>name</th>"
+          "<th>selector</th><th class=\"n\">size</th><th>released (UTC)</th>"
+          "<th class=\"n\">received</th><th class=\"n\">faulted</th></tr></thead>\n<tbody>\n",
+          out);
+    for (size_t i = 0; i < r->nrings; i++) {
+        const report_ring *ring = &r->rings[i];
+        fprintf(out, "<tr%s>", ring->faulted ? " class=\"fail\"" : "");
+        td_u64(out, ring->ring);
+        fputs("<td>", out);
+        report_xml_text(out, ring->name);
+        fputs("</td><td>", out);
+        report_xml_text(out, ring->selector);
+        fputs("</td>", out);
+        td_u64(out, ring->size);
+        if (ring->released)
+            report_utc(r, ring->released_ms, when, sizeof when);
+        fprintf(out, "<td>%s</td>", ring->released ? when : "never");
+        td_u64(out, ring->received);
+        td_u64(out, ring->faulted);
+        fputs("</tr>\n", out);
+    }
+    fputs("</tbody>\n</table>\n<ul id=\"decisions\">\n", out);
+    for (size_t i = 0; i < r->ndecisions; i++) {
+        const report_decision *d = &r->decisions[i];
+        report_utc(r, d->vt_ms, when, sizeof when);
+        fprintf(out, "<li>%s, ring %u: <strong>", when, d->ring);
+        report_xml_text(out, d->action);
+        fputs("</strong> (", out);
+        report_xml_text(out, d->gate);
+        fputs(") ", out);
+        report_xml_text(out, d->detail);
+        fputs("</li>\n", out);
+    }
+    fputs("</ul>\n</section>\n", out);
+}
+
 void report_write_html(FILE *out, const report *r, const report_gate *g, const report_verdict *v)
 {
     fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -826,6 +871,7 @@ void report_write_html(FILE *out, const report *r, const report_gate *g, const r
     write_timeline(out, r);
     fputs("</section>\n", out);
     write_buckets(out, r);
+    write_rollout(out, r);
     fputs("<footer>fleetsim ", out);
     report_xml_text(out, r->fleetsim_version);
     fputs(", run started ", out);

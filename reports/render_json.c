@@ -212,6 +212,57 @@ void report_write_json(FILE *out, const report *r, const report_gate *g, const r
     }
     json_array_end(&w);
 
+    json_key(&w, "rollout");
+    json_object_begin(&w);
+    json_key(&w, "plan");
+    json_string_or_null(&w, r->plan);
+    json_key(&w, "rings");
+    json_array_begin(&w);
+    for (size_t i = 0; i < r->nrings; i++) {
+        const report_ring *ring = &r->rings[i];
+        json_object_begin(&w);
+        json_key(&w, "ring");
+        json_u64(&w, ring->ring);
+        json_key(&w, "name");
+        json_string(&w, ring->name);
+        json_key(&w, "selector");
+        json_string(&w, ring->selector);
+        json_key(&w, "size");
+        json_u64(&w, ring->size);
+        json_key(&w, "bake_ms");
+        json_u64(&w, ring->bake_ms);
+        json_key(&w, "released_vt_ms");
+        if (ring->released)
+            json_i64(&w, ring->released_ms);
+        else
+            json_null(&w);
+        json_key(&w, "received");
+        json_u64(&w, ring->received);
+        json_key(&w, "faulted");
+        json_u64(&w, ring->faulted);
+        json_object_end(&w);
+    }
+    json_array_end(&w);
+    json_key(&w, "decisions");
+    json_array_begin(&w);
+    for (size_t i = 0; i < r->ndecisions; i++) {
+        const report_decision *d = &r->decisions[i];
+        json_object_begin(&w);
+        json_key(&w, "ring");
+        json_u64(&w, d->ring);
+        json_key(&w, "vt_ms");
+        json_i64(&w, d->vt_ms);
+        json_key(&w, "gate");
+        json_string(&w, d->gate);
+        json_key(&w, "action");
+        json_string(&w, d->action);
+        json_key(&w, "detail");
+        json_string(&w, d->detail);
+        json_object_end(&w);
+    }
+    json_array_end(&w);
+    json_object_end(&w);
+
     json_key(&w, "verdict");
     json_object_begin(&w);
     json_key(&w, "gate");

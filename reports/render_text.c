@@ -220,6 +220,51 @@ static void write_buckets(FILE *out, const report *r, bool md)
                 r->nbuckets_total - r->nbuckets, r->nbuckets_total - r->nbuckets == 1 ? "" : "s");
 }
 
+/* The rollout: each ring, when it was released and what the update did
+ * there, then the decisions that changed the course. */
+static void write_rollout(FILE *out, const report *r, bool md)
+{
+    char when[40];
+    char title[128];
+    snprintf(title, sizeof title, "Rollout: plan %s", r->plan ? r->plan : "all-at-once");
+    heading(out, md, title);
+    table t = {out, md, 7, {4, 4, 8, 8, 20, 8, 7}, {true, false, false, true, false, true, true}};
+    const char *head[7] = {"ring", "name", "selector", "size", "released", "received",
+                           "faulted"};
+    char cells[7][64];
+    for (size_t i = 0; i < r->nrings; i++) {
+        const report_ring *g = &r->rings[i];
+        snprintf(cells[1], 64, "%s", g->name);
+        snprintf(cells[2], 64, "%s", g->selector);
+        for (int c = 1; c <= 2; c++)
+            if ((int)strlen(cells[c]) > t.width[c])
+                t.width[c] = (int)strlen(cells[c]);
+    }
+    row(&t, head);
+    rule(&t);
+    for (size_t i = 0; i < r->nrings; i++) {
+        const report_ring *g = &r->rings[i];
+        if (g->released)
+            report_utc(r, g->released_ms, when, sizeof when);
+        snprintf(cells[0], 64, "%u", g->ring);
+        snprintf(cells[1], 64, "%s", g->name);
+        snprintf(cells[2], 64, "%s", g->selector);
+        snprintf(cells[3], 64, "%" PRIu64, g->size);
+        snprintf(cells[4], 64, "%s", g->released ? when : "never");
+        snprintf(cells[5], 64, "%" PRIu64, g->received);
+        snprintf(cells[6], 64, "%" PRIu64, g->faulted);
+        const char *p[7] = {cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6]};
+        row(&t, p);
+    }
+    fputc('\n', out);
+    for (size_t i = 0; i < r->ndecisions; i++) {
+        const report_decision *d = &r->decisions[i];
+        report_utc(r, d->vt_ms, when, sizeof when);
+        fprintf(out, "%s%s ring %u %s (%s): %s\n", md ? "- " : "  ", when, d->ring, d->action,
+                d->gate, d->detail);
+    }
+}
+
 void report_write_text(FILE *out, const report *r, const report_gate *g, const report_verdict *v,
                        bool colour, bool md)
 {
@@ -257,6 +302,8 @@ void report_write_text(FILE *out, const report *r, const report_gate *g, const r
     snprintf(title, sizeof title, "Crash buckets (%zu)", r->nbuckets_total);
     heading(out, md, title);
     write_buckets(out, r, md);
+    if (r->nrings > 1 || r->ndecisions)
+        write_rollout(out, r, md);
 
     if (v->nviolations) {
         heading(out, md, "Gate");

@@ -46,8 +46,14 @@
     "  boot_to_network: {min: 10s, max: 1m}\n"                              \
     "repair: {after: 6h, share: 60%}\n"                                     \
     "rollout:\n"                                                            \
-    "  rings: [1%, 10%, 100%]\n"                                            \
-    "  bake: 1h\n"
+    "  plans:\n"                                                            \
+    "    - name: rings\n"                                                   \
+    "      rings:\n"                                                        \
+    "        - {name: first, where: {region: r1}, bake: 1h}\n"              \
+    "        - {name: tenth, share: 10%, bake: 2h}\n"                       \
+    "        - {name: rest, share: 100%}\n"                                 \
+    "      gate: {min_exposure: 5, max_fault_rate_upper: 2%, alpha: 1%, on_failure: halt}\n" \
+    "    - name: all-at-once\n"
 
 #define SNIP_CSV                                                             \
     "id,region,profile,sensor,tenant\r\n"                                   \

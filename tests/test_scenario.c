@@ -204,9 +204,9 @@ static void example_scenario_parses(void **state)
     assert_true(s->has_repair);
     assert_int_equal(s->repair_after_ms, 6 * MS_HOUR);
     assert_true(s->repair_share > 0.5999 && s->repair_share < 0.6001);
-    assert_non_null(s->rollout_text);
-    assert_string_equal(s->rollout_text, "rollout:\n  plan: all-at-once\n");
-    assert_true(s->rollout_line > 60);
+    assert_int_equal(s->nplans, 1);
+    assert_string_equal(s->plans[0].name, "all-at-once");
+    assert_int_equal(s->plans[0].nrings, 0);
     scenario_destroy(s);
 }
 
@@ -257,7 +257,10 @@ static void snippets_parse_with_defaults(void **state)
     assert_false(s->has_revert);
     assert_false(s->has_known_bad);
     assert_false(s->has_repair);
-    assert_null(s->rollout_text);
+    /* No rollout section: everyone at once. */
+    assert_int_equal(s->nplans, 1);
+    assert_string_equal(s->plans[0].name, "all-at-once");
+    assert_int_equal(s->plans[0].nrings, 0);
     assert_int_equal(s->checkin_interval_ms, 600000);
     assert_int_equal(s->boot_to_network.kind, SCENARIO_DIST_FIXED);
     assert_int_equal(s->boot_to_network.a_ms, 30000);
@@ -272,8 +275,31 @@ static void snippets_parse_with_defaults(void **state)
                 scenario_online_share(s, 0, 7 * MS_HOUR) < 0.0701);
     assert_true(scenario_online_share(s, 1, 7 * MS_HOUR) > 0.7999);
     assert_int_equal(s->boot_to_network.kind, SCENARIO_DIST_UNIFORM);
-    assert_string_equal(s->rollout_text, "rollout:\n  rings: [1%, 10%, 100%]\n  bake: 1h\n");
-    assert_int_equal(s->rollout_line, 24);
+    assert_int_equal(s->nplans, 2);
+    const scenario_plan *plan = scenario_find_plan(s, "rings");
+    assert_ptr_equal(plan, &s->plans[0]);
+    assert_ptr_equal(scenario_find_plan(s, "all-at-once"), &s->plans[1]);
+    assert_null(scenario_find_plan(s, "none"));
+    assert_int_equal(plan->nrings, 3);
+    assert_string_equal(plan->rings[0].selector, "region=r1");
+    assert_int_equal(plan->rings[0].where_attr, SCENARIO_ATTR_REGION);
+    assert_int_equal(plan->rings[0].where_index[0], 0);
+    assert_int_equal(plan->rings[0].bake_ms, MS_HOUR);
+    assert_string_equal(plan->rings[1].selector, "10%");
+    assert_true(plan->rings[1].share > 0.0999 && plan->rings[1].share < 0.1001);
+    assert_int_equal(plan->rings[2].bake_ms, 0);
+    assert_int_equal(plan->gate.min_exposure, 5);
+    assert_true(plan->gate.max_rate_upper > 0.0199 && plan->gate.max_rate_upper < 0.0201);
+    assert_true(plan->gate.alpha > 0.0099 && plan->gate.alpha < 0.0101);
+    assert_false(plan->gate.rollback);
+    assert_int_equal(plan->gate.every_ms, 10 * 60000); /* defaults where not given */
+    assert_true(plan->gate.prior == 100.0);
+    /* Membership: region r1 first, then by the stable draw. */
+    uint32_t r1[SCENARIO_ATTR_COUNT] = {0, 0, 0, 0}, r2[SCENARIO_ATTR_COUNT] = {0, 0, 1, 0};
+    assert_int_equal(scenario_ring_of(plan, r1, 0.99), 0);
+    assert_int_equal(scenario_ring_of(plan, r2, 0.05), 1);
+    assert_int_equal(scenario_ring_of(plan, r2, 0.10), 2);
+    assert_int_equal(scenario_ring_of(plan, r2, 0.99), 2);
     scenario_destroy(s);
 
     /* Explicit tenants, an image-only update, a flow-style rollout. */
@@ -294,7 +320,8 @@ static void snippets_parse_with_defaults(void **state)
     assert_int_equal(s->update_content.count, 0);
     assert_true(s->has_known_bad);
     assert_int_equal(s->known_bad_ms, 2 * MS_HOUR);
-    assert_string_equal(s->rollout_text, "rollout: all-at-once\n");
+    assert_int_equal(s->nplans, 1);
+    assert_string_equal(s->plans[0].name, "all-at-once");
     scenario_destroy(s);
 }
 
@@ -309,6 +336,31 @@ static const struct {
      "unknown key \"colour\" in the scenario; known: name, description, seed, duration, start, "
      "fleet, content, install_dir, update, revert, known_bad, connectivity, repair, rollout"},
     {SNIP_BASE "seed: 8\n", "snip.yaml:13:1: ", "duplicate key \"seed\" in the scenario"},
+    {SNIP_BASE "rollout: staged\n", "snip.yaml:13:10: ",
+     "rollout.plan: only \"all-at-once\" stands alone"},
+    {SNIP_BASE "rollout:\n  plans:\n    - rings: []\n", "snip.yaml:15:7: ",
+     "rollout plan: missing key \"name\""},
+    {SNIP_BASE "rollout:\n  plans:\n    - name: p\n      rings:\n        - {name: a, share: 10%}\n"
+     "        - {name: b, share: 5%}\n", "snip.yaml:18:",
+     "shares are cumulative (0.1%, 1%, 10%, ...) and must grow from ring to ring"},
+    {SNIP_BASE "rollout:\n  plans:\n    - name: p\n      rings:\n"
+     "        - {name: a, share: 10%, where: {region: r1}}\n", "snip.yaml:17:",
+     "ring a: give a share of the fleet or a where, one of the two"},
+    {SNIP_BASE "rollout:\n  plans:\n    - name: p\n      rings:\n"
+     "        - {name: a, where: {colour: red}}\n", "snip.yaml:17:",
+     "where: unknown attribute \"colour\"; known: profile, sensor, region, tenant"},
+    {SNIP_BASE "rollout:\n  plans:\n    - name: p\n      rings:\n"
+     "        - {name: a, where: {region: [r1, mars]}}\n", "snip.yaml:17:",
+     "ring a: no region \"mars\" in the fleet"},
+    {SNIP_BASE "rollout:\n  plans:\n    - name: p\n      rings:\n        - {name: a, share: 1%}\n"
+     "        - {name: a, share: 5%}\n", "snip.yaml:18:", "ring \"a\" is given twice"},
+    {SNIP_BASE "rollout:\n  plans:\n    - name: p\n      gate: {on_failure: panic}\n",
+     "snip.yaml:16:", "on_failure: \"rollback\" or \"halt\", not \"panic\""},
+    {SNIP_BASE "rollout:\n  plans:\n    - name: p\n      gate: {alpha: 60%}\n",
+     "snip.yaml:16:", "alpha: want more than 0% and less than 50%"},
+    {SNIP_BASE "rollout:\n  plans:\n    - name: p\n    - name: p\n", "snip.yaml:16:",
+     "plan \"p\" is given twice"},
+
     {SNIP_HEAD SNIP_FLEET, "snip.yaml:1:1: ", "the scenario: missing key \"update\""},
     {"name: t\nseed: 7\nduration: 12 hours\n", "snip.yaml:3:11: ",
      "duration: expected a duration such as"},
