@@ -293,7 +293,7 @@ const char *store_gate_action_name(store_gate_action action);
 typedef struct store_gate_decision {
     uint32_t ring;
     int64_t vt_ms;
-    const char *gate;        /* "min-exposure", "threshold", "control", "sequential" */
+    const char *gate;        /* "sequential", "threshold", "min-exposure", "detected" */
     store_gate_action action;
     int64_t exposed;         /* endpoints that received the update */
     int64_t reported;        /* of them, heard from after the bake time */

@@ -174,7 +174,7 @@ static const char SCHEMA[] =
 "  ring            INTEGER NOT NULL,\n"
 "  vt_ms           INTEGER NOT NULL,\n"
 "  seq             INTEGER NOT NULL,\n"
-"  gate            TEXT NOT NULL,  -- 'min-exposure', 'threshold', 'control', ...\n"
+"  gate            TEXT NOT NULL,  -- 'sequential', 'threshold', 'min-exposure', 'detected'\n"
 "  action          TEXT NOT NULL\n"
 "                  CHECK (action IN ('advance', 'hold', 'halt', 'rollback')),\n"
 "  exposed         INTEGER,        -- endpoints that received the update\n"
