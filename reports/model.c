@@ -73,6 +73,19 @@ static char *col_str(loader *l, sqlite3_stmt *s, int i)
     return copy;
 }
 
+/* A new zeroed element at the end of the array *items_ptr holds *n of, each
+ * `size` bytes; NULL when out of memory (the array is then as it was). */
+static void *grow(void *items_ptr, size_t *n, size_t size)
+{
+    char **items = items_ptr;
+    char *grown = sim_realloc(*items, (*n + 1) * size);
+    if (!grown)
+        return NULL;
+    *items = grown;
+    memset(grown + *n * size, 0, size);
+    return grown + (*n)++ * size;
+}
+
 static int prepare(loader *l, const char *sql, sqlite3_stmt **s)
 {
     if (sqlite3_prepare_v2(l->db, sql, -1, s, NULL) != SQLITE_OK)
@@ -188,13 +201,11 @@ static int load_run(loader *l)
                 &s) < 0)
         return SIM_EFORMAT;
     while (sqlite3_step(s) == SQLITE_ROW) {
-        report_artifact *a = sim_realloc(r->artifacts, (r->nartifacts + 1) * sizeof *a);
+        report_artifact *a = grow(&r->artifacts, &r->nartifacts, sizeof *a);
         if (!a) {
             sqlite3_finalize(s);
             return fail(l, SIM_ENOMEM, "out of memory");
         }
-        r->artifacts = a;
-        a += r->nartifacts++;
         *a = (report_artifact){col_str(l, s, 0), col_str(l, s, 1), col_str(l, s, 2), col_dup(l, s, 3),
                                col_dup(l, s, 4), col_dup(l, s, 5)};
     }
@@ -331,14 +342,11 @@ static int load_cohorts(loader *l)
         return rc;
     int k = (int)r->nby, step;
     while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-        report_cohort *c = sim_realloc(r->cohorts, (r->ncohorts + 1) * sizeof *c);
+        report_cohort *c = grow(&r->cohorts, &r->ncohorts, sizeof *c);
         if (!c) {
             sqlite3_finalize(s);
             return fail(l, SIM_ENOMEM, "out of memory");
         }
-        r->cohorts = c;
-        c += r->ncohorts++;
-        memset(c, 0, sizeof *c);
         if ((rc = read_values(l, s, c)) < 0) {
             sqlite3_finalize(s);
             return rc;
@@ -602,14 +610,11 @@ static int load_buckets(loader *l)
         r->nbuckets_total++;
         if (l->opts->max_buckets && r->nbuckets >= l->opts->max_buckets)
             continue;
-        report_bucket *b = sim_realloc(r->buckets, (r->nbuckets + 1) * sizeof *b);
+        report_bucket *b = grow(&r->buckets, &r->nbuckets, sizeof *b);
         if (!b) {
             sqlite3_finalize(s);
             return fail(l, SIM_ENOMEM, "out of memory");
         }
-        r->buckets = b;
-        b += r->nbuckets++;
-        memset(b, 0, sizeof *b);
         b->key = col_str(l, s, 0);
         b->bugcheck = (uint32_t)sqlite3_column_int64(s, 1);
         b->crashes = (uint64_t)sqlite3_column_int64(s, 2);
@@ -664,15 +669,13 @@ static int load_bucket_cohorts(loader *l)
         }
         report_bucket *b = bucket ? find_bucket(r, bucket) : NULL;
         if (b && c) {
-            char **grown = sim_realloc(b->cohorts, (b->ncohorts + 1) * sizeof *grown);
-            if (grown) {
-                b->cohorts = grown;
-                b->cohorts[b->ncohorts] = sim_strdup(c->label);
-            }
-            if (!grown || !b->cohorts[b->ncohorts])
-                l->oom = true;
+            char *label = sim_strdup(c->label), **slot = NULL;
+            if (label && !(slot = grow(&b->cohorts, &b->ncohorts, sizeof *slot)))
+                sim_free(label);
+            if (slot)
+                *slot = label;
             else
-                b->ncohorts++;
+                l->oom = true;
         }
         free_cohort(&key);
         if (l->oom) {
@@ -741,13 +744,11 @@ static int load_rollout(loader *l)
                 &s) < 0)
         return SIM_EFORMAT;
     while (sqlite3_step(s) == SQLITE_ROW) {
-        report_ring *g = sim_realloc(r->rings, (r->nrings + 1) * sizeof *g);
+        report_ring *g = grow(&r->rings, &r->nrings, sizeof *g);
         if (!g) {
             sqlite3_finalize(s);
             return fail(l, SIM_ENOMEM, "out of memory");
         }
-        r->rings = g;
-        g += r->nrings++;
         *g = (report_ring){
             .ring = (uint32_t)sqlite3_column_int(s, 0),
             .name = col_str(l, s, 1),
@@ -770,13 +771,11 @@ static int load_rollout(loader *l)
                 &s) < 0)
         return SIM_EFORMAT;
     while (sqlite3_step(s) == SQLITE_ROW) {
-        report_decision *d = sim_realloc(r->decisions, (r->ndecisions + 1) * sizeof *d);
+        report_decision *d = grow(&r->decisions, &r->ndecisions, sizeof *d);
         if (!d) {
             sqlite3_finalize(s);
             return fail(l, SIM_ENOMEM, "out of memory");
         }
-        r->decisions = d;
-        d += r->ndecisions++;
         *d = (report_decision){(uint32_t)sqlite3_column_int(s, 0), sqlite3_column_int64(s, 1),
                                col_str(l, s, 2), col_str(l, s, 3), col_str(l, s, 4)};
     }

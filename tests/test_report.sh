@@ -8,29 +8,7 @@
 set -u
 fleetsim=$1
 src=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-n=0
-fails=0
-check() { # check DESCRIPTION COMMAND...
-  n=$((n + 1))
-  desc=$1
-  shift
-  if "$@" >"$tmp/out" 2>&1; then
-    echo "ok $n - $desc"
-  else
-    echo "not ok $n - $desc"
-    sed 's/^/# /' "$tmp/out"
-    fails=$((fails + 1))
-  fi
-  cp "$tmp/out" "$tmp/last" # what it printed, for a "... said so" check
-}
-fails_with() { # fails_with STATUS COMMAND...: the command exits STATUS
-  want=$1
-  shift
-  "$@"
-  test $? -eq "$want"
-}
+. "$(dirname "$0")/tap.sh"
 json() { # json FILE EXPR: a Python expression over the document `d`
   python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); r = eval(sys.argv[2])
 print("\n".join(map(str, r)) if isinstance(r, list) else r)' "$1" "$2"
@@ -125,5 +103,4 @@ check "an interrupted run fails any gate" fails_with 1 "$fleetsim" report "$tmp/
   --gate max-faults=1000
 check "... saying why" grep -q '^FAIL: the run did not complete' "$tmp/last"
 
-echo "1..$n"
-test "$fails" -eq 0
+tap_end

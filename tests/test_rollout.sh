@@ -8,22 +8,7 @@
 set -u
 fleetsim=$1
 src=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-n=0
-fails=0
-check() { # check DESCRIPTION COMMAND...
-  n=$((n + 1))
-  desc=$1
-  shift
-  if "$@" >"$tmp/out" 2>&1; then
-    echo "ok $n - $desc"
-  else
-    echo "not ok $n - $desc"
-    sed 's/^/# /' "$tmp/out"
-    fails=$((fails + 1))
-  fi
-}
+. "$(dirname "$0")/tap.sh"
 sql() { # sql DB QUERY: one value
   python3 -c 'import sqlite3, sys
 print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])' "$1" "$2"
@@ -110,5 +95,4 @@ check "a plan the scenario lacks is a usage error" sh -c \
 check "rings need the whole fleet: --shard is refused" sh -c \
   "'$fleetsim' run '$cf' --plan five-rings --shard 0/2 --fleet-size 10 --db '$tmp/x.db'; test \$? -eq 2"
 
-echo "1..$n"
-test "$fails" -eq 0
+tap_end

@@ -6,22 +6,7 @@
 set -u
 fleetsim=$1
 src=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-n=0
-fails=0
-check() { # check DESCRIPTION COMMAND...
-  n=$((n + 1))
-  desc=$1
-  shift
-  if "$@" >"$tmp/out" 2>&1; then
-    echo "ok $n - $desc"
-  else
-    echo "not ok $n - $desc"
-    sed 's/^/# /' "$tmp/out"
-    fails=$((fails + 1))
-  fi
-}
+. "$(dirname "$0")/tap.sh"
 
 scenario="$src/scenarios/channel-file-291.yaml"
 "$fleetsim" run "$scenario" --fleet-size 120 --jobs 1 --db "$tmp/one.db" --quiet >"$tmp/one.txt" 2>&1
@@ -123,5 +108,4 @@ status=$?
 check "a malformed scenario exits 2 with file:line:column" sh -c \
   "test $status -eq 2 && grep -q 'bad.yaml:[0-9]*:[0-9]*:' '$tmp/bad.txt'"
 
-echo "1..$n"
-[ "$fails" -eq 0 ]
+tap_end
