@@ -128,6 +128,22 @@ int report_plans_write(FILE *out, const char *const *paths, size_t n, char *err,
                 p->stop[0] ? p->stop : "-", p->hours, paths[i],
                 strcmp(p->status, "complete") ? " (incomplete)" : "");
     }
+    /* Beside all at once (the July 2024 way), what each plan spared. */
+    const plan_row *all = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(rows[i].plan, "all-at-once") == 0)
+            all = &rows[i];
+    for (size_t i = 0; all && i < n; i++) {
+        const plan_row *p = &rows[i];
+        if (p == all || p->fleet != all->fleet || strcmp(p->seed, all->seed) != 0)
+            continue;
+        fprintf(out, "%s beside all-at-once: %" PRId64 " fewer endpoints crashed (%.1f%% of "
+                     "%" PRId64 " spared), %.1f fewer machine-hours lost\n",
+                p->plan, all->crashed - p->crashed,
+                all->crashed ? 100.0 * (double)(all->crashed - p->crashed) / (double)all->crashed
+                             : 0.0,
+                all->crashed, all->hours - p->hours);
+    }
     for (size_t i = 1; i < n; i++)
         if (strcmp(rows[i].seed, rows[0].seed) || rows[i].fleet != rows[0].fleet ||
             strcmp(rows[i].scenario, rows[0].scenario))
