@@ -6,10 +6,12 @@
  * update by then:
  *   heard     its first heartbeat or crash report has arrived;
  *   crashes   its crash report has arrived;
- *   silent    neither arrived, though a healthy machine would have
- *             heartbeated by now (one check-in interval plus its jitter
- *             and a minute): a machine that goes quiet after an update is
- *             presumed down, so "no data" never reads as health;
+ *   silent    no crash report, and nothing heard for longer than a healthy
+ *             machine's heartbeat takes (one check-in interval plus its
+ *             jitter and a minute): since the update, or since it went
+ *             down (a machine that heartbeated and then crashed stops);
+ *             a machine that goes quiet after an update is presumed down,
+ *             so "no data" never reads as health;
  * and judges n = heard + silent endpoints of which bad = crashes + silent:
  *   1. sequential: the Bayes factor of Lindon & Malek (report_bayes_factor)
  *      against the endpoints not yet updated (the control group; the model
@@ -47,7 +49,7 @@ struct rollout {
     uint8_t *ring_of;           /* per endpoint */
     uint64_t *ring_size;
     int64_t *released_ms;       /* per ring; NEVER: not yet */
-    int64_t *received_ms, *heartbeat_ms, *report_ms; /* per endpoint; NEVER */
+    int64_t *received_ms, *heartbeat_ms, *report_ms, *down_ms; /* per endpoint; NEVER */
     int64_t last_look, silent_after;
     bool halted, rolled_back, watch_only, done;
     int64_t detected_ms, stopped_ms;
@@ -82,14 +84,15 @@ int rollout_create(const scenario *sc, const scenario_plan *plan, const fleet_ge
     r->received_ms = sim_malloc((n ? n : 1) * sizeof *r->received_ms);
     r->heartbeat_ms = sim_malloc((n ? n : 1) * sizeof *r->heartbeat_ms);
     r->report_ms = sim_malloc((n ? n : 1) * sizeof *r->report_ms);
+    r->down_ms = sim_malloc((n ? n : 1) * sizeof *r->down_ms);
     if (!r->ring_of || !r->ring_size || !r->released_ms || !r->received_ms ||
-        !r->heartbeat_ms || !r->report_ms)
+        !r->heartbeat_ms || !r->report_ms || !r->down_ms)
         goto nomem;
     for (uint32_t i = 0; i < r->nrings; i++)
         r->released_ms[i] = NEVER;
     r->released_ms[0] = sc->release_ms;
     for (uint64_t id = 0; id < n; id++) {
-        r->received_ms[id] = r->heartbeat_ms[id] = r->report_ms[id] = NEVER;
+        r->received_ms[id] = r->heartbeat_ms[id] = r->report_ms[id] = r->down_ms[id] = NEVER;
         if (!plan->nrings)
             continue;
         fleet_endpoint fe;
@@ -118,6 +121,7 @@ void rollout_destroy(rollout *r)
     sim_free(r->received_ms);
     sim_free(r->heartbeat_ms);
     sim_free(r->report_ms);
+    sim_free(r->down_ms);
     sim_free(r);
 }
 
@@ -170,6 +174,12 @@ void rollout_heartbeat(rollout *r, uint64_t id, int64_t t_ms)
         r->heartbeat_ms[id] = t_ms;
 }
 
+void rollout_down(rollout *r, uint64_t id, int64_t t_ms)
+{
+    if (id < r->size && t_ms < r->down_ms[id])
+        r->down_ms[id] = t_ms;
+}
+
 void rollout_crash_report(rollout *r, uint64_t id, int64_t t_ms)
 {
     if (id < r->size && t_ms < r->report_ms[id])
@@ -203,12 +213,15 @@ static tally count(const rollout *r, int64_t t)
             continue;
         }
         k.exposed++;
-        bool crashed = r->report_ms[id] <= t;
-        if (crashed || r->heartbeat_ms[id] <= t) {
+        if (r->report_ms[id] <= t) {
             k.heard++;
-            k.crashes += crashed;
+            k.crashes++;
+        } else if (r->down_ms[id] <= t - r->silent_after) {
+            k.silent++; /* it stopped heartbeating, whatever it sent before */
+        } else if (r->heartbeat_ms[id] <= t) {
+            k.heard++;
         } else if (r->received_ms[id] + r->silent_after <= t) {
-            k.silent++;
+            k.silent++; /* never heard from since the update */
         }
     }
     return k;

@@ -49,10 +49,13 @@ bool rollout_offered(const rollout *r, uint64_t id);
 /* Whether the update's release has stopped (halted or rolled back). */
 bool rollout_stopped(const rollout *r);
 
-/* Telemetry: it received the update; its first heartbeat after that would
- * arrive at `heartbeat_ms` unless it crashed first (INT64_MAX: never). */
+/* Telemetry: it received the update; its first heartbeat after that
+ * arrived at t_ms (a healthy machine goes on heartbeating every check-in
+ * interval until it goes down). */
 void rollout_received(rollout *r, uint64_t id, int64_t t_ms);
 void rollout_heartbeat(rollout *r, uint64_t id, int64_t t_ms);
+/* It went down (first crash) at t_ms: its heartbeats stop there. */
+void rollout_down(rollout *r, uint64_t id, int64_t t_ms);
 /* Its first crash report arrived at t_ms (kept: the earliest). */
 void rollout_crash_report(rollout *r, uint64_t id, int64_t t_ms);
 

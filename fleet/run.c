@@ -227,7 +227,7 @@ typedef struct run_ctx {
     int64_t known_bad_ms;            /* the scenario's mark, or a rollback's */
 
     int64_t now;                     /* virtual time of the last event popped */
-    uint64_t emulated, faults, reached, crashed_eps, looping_eps, recovered_eps;
+    uint64_t emulated, faults, reached, crashed_eps, looping_eps, recovered_eps, unfaithful;
     cohort_count *cohorts;           /* [profile * nsensors + sensor] */
     uint64_t started_ns;
 } run_ctx;
@@ -476,11 +476,14 @@ static void job_done(uv_work_t *req, int status)
         return;
     }
     c->emulated++;
-    bool crashed = j->out.kind != SIM_OUTCOME_OK;
+    /* An export fleetsim lacks is a gap of ours, not a crash of the guest:
+     * the endpoint goes on, and the run ends unfaithful (exit 3). */
+    bool crashed = j->out.kind == SIM_OUTCOME_BUGCHECK || j->out.kind == SIM_OUTCOME_HANG;
+    c->unfaithful += j->out.kind == SIM_OUTCOME_UNSUPPORTED_API;
     int64_t t_out = j->t + (int64_t)crash_offset(j);
     cohort_count *cc = cohort_of(c, j->id);
 
-    if (crashed && j->kind == JOB_BOOT && c->known_bad) {
+    if (crashed && j->kind == JOB_BOOT && j->holds == HOLDS_UPDATE && c->known_bad) {
         /* The race of July 2024: network up before the triggering event,
          * after the known-bad mark, region online → the sensor drops it. */
         uint64_t net = scenario_dist_draw(&c->sc->boot_to_network,
@@ -516,6 +519,7 @@ static void job_done(uv_work_t *req, int status)
         if (!e->crashed) {
             e->crashed = true;
             e->first_crash_ms = t_out;
+            rollout_down(c->ro, j->id, t_out);
             c->crashed_eps++;
             cc->crashed++;
         }
@@ -596,8 +600,10 @@ static void telemetry(run_ctx *c, const job *j, bool crashed, int64_t t_out)
         return;
     uint64_t net = scenario_dist_draw(&c->sc->boot_to_network,
                                       draw_u64(c, j->id, DRAW_NETWORK, j->boot));
-    if (!crashed || net < crash_offset(j))
-        rollout_crash_report(c->ro, j->id, j->t + (int64_t)net);
+    int64_t net_up = j->t + (int64_t)net;
+    if ((!crashed || net < crash_offset(j)) &&
+        online_at(c, j->id, DRAW_NET_ONLINE, j->boot, net_up))
+        rollout_crash_report(c->ro, j->id, net_up);
 }
 
 /* A gate look: decide, and act on what the decision changed. */
@@ -620,7 +626,6 @@ static void gate_look(run_ctx *c, int64_t t)
 
 static void handle(run_ctx *c, heap_event ev)
 {
-    endpoint_state *e = &c->eps[ev.id];
     const scenario *sc = c->sc;
 
     c->now = ev.t;
@@ -628,13 +633,20 @@ static void handle(run_ctx *c, heap_event ev)
         gate_look(c, ev.t);
         return;
     }
+    endpoint_state *e = &c->eps[ev.id];
     if (ev.kind == EV_CHECKIN) {
         uint16_t n = e->checkins++;
         if (e->holds != HOLDS_NONE)
             return;
         bool reverted = sc->has_revert && ev.t >= sc->revert_ms;
-        if (!reverted && rollout_stopped(c->ro))
-            return; /* halted: the update reaches no one else */
+        if (!reverted && rollout_stopped(c->ro)) {
+            /* Halted: the update reaches no one else; the vendor's revert,
+             * once out, still goes to everyone. */
+            if (sc->has_revert)
+                schedule(c, sc->revert_ms + (ev.t % (int64_t)sc->checkin_interval_ms), ev.id,
+                         EV_CHECKIN);
+            return;
+        }
         if (!online_at(c, ev.id, DRAW_ONLINE, n, ev.t) ||
             (!reverted && !rollout_offered(c->ro, ev.id))) {
             uint64_t jitter = sc->checkin_jitter_ms
@@ -1129,7 +1141,9 @@ static int run_plan(const run_args *args, const char *plan_name, const char *db,
     sim_free(text);
     rc = write_header(c, argc, argv, yaml ? yaml : "", err, sizeof err);
     sim_free(yaml);
-    if (rc == 0)
+    /* A shard sees only its own telemetry: its rollout decisions (all at
+     * once, as plans with rings are refused) belong to the merged run. */
+    if (rc == 0 && c->shards == 1)
         rc = rollout_write_rings(c->ro, c->st, err, sizeof err);
 
     /* Engines and jobs, then the thread pool sized to --jobs. */
@@ -1159,7 +1173,7 @@ static int run_plan(const run_args *args, const char *plan_name, const char *db,
         int64_t first = c->sc->release_ms + phase;
         rc = schedule(c, first, (uint32_t)id, EV_CHECKIN);
     }
-    if (rc == 0 && rollout_next_look(c->ro) != INT64_MAX)
+    if (rc == 0 && c->shards == 1 && rollout_next_look(c->ro) != INT64_MAX)
         rc = schedule(c, rollout_next_look(c->ro), GATE_ID, EV_GATE);
     if (rc < 0) {
         fprintf(stderr, "fleetsim: %s\n", c->failed ? c->failure : err);
@@ -1227,6 +1241,15 @@ static int run_plan(const run_args *args, const char *plan_name, const char *db,
             fprintf(stderr, "fleetsim: %s\n", err);
             exit_code = FLEET_EXIT_UNFAITHFUL;
         }
+    }
+    if (rc == 0 && !c->interrupted && !c->failed && c->unfaithful) {
+        /* Decision 8: results that rest on an export fleetsim lacks are
+         * not a verdict on the driver. */
+        fprintf(stderr, "fleetsim: %" PRIu64 " emulations called an export fleetsim does not "
+                        "implement (outcomes 'unsupported-api'); the run is not faithful\n",
+                c->unfaithful);
+        exit_code = FLEET_EXIT_UNFAITHFUL;
+        rc = store_mark_complete(c->st, exit_code, vt_end, err, sizeof err);
     }
     if (store_close(c->st, err, sizeof err) < 0) {
         fprintf(stderr, "fleetsim: %s\n", err);

@@ -827,6 +827,11 @@ static int parse_plan(parser *p, yaml_node_t *n, scenario_plan *plan)
         if (rc)
             return rc;
     }
+    const scenario_ring *last = plan->nrings ? &plan->rings[plan->nrings - 1] : NULL;
+    if (last && (last->where_attr >= 0 || last->share < 1.0))
+        return scenario__report(p->y.err, p->y.errlen, last->mark,
+                                "ring %s: the last ring takes everyone left; give it "
+                                "share: 100%%", last->name);
     return 0;
 }
 

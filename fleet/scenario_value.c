@@ -52,6 +52,9 @@ bool scenario_parse_share(const char *text, double *fraction)
     return true;
 }
 
+/* 100 years: longer than any scenario, short enough to add safely. */
+#define MAX_DURATION_MS (100ull * 366 * MS_PER_DAY)
+
 bool scenario_parse_duration(const char *text, uint64_t *ms)
 {
     static const struct {
@@ -92,6 +95,8 @@ bool scenario_parse_duration(const char *text, uint64_t *ms)
             return false;
         total += v * units[u].ms;
     }
+    if (total > MAX_DURATION_MS)
+        return false; /* keeps every virtual time sum far from overflow */
     *ms = total;
     return true;
 }

@@ -322,7 +322,8 @@ static int load_cohorts(loader *l)
     char *sql = sqlite3_mprintf(
         "WITH cr AS (SELECT endpoint_id, count(*) AS n FROM outcomes "
         "            WHERE kind IN ('bugcheck', 'hang') GROUP BY endpoint_id),"
-        " rc AS (SELECT DISTINCT endpoint_id FROM timeline WHERE kind = 'received'),"
+        " rc AS (SELECT DISTINCT endpoint_id FROM timeline"
+        "        WHERE kind = 'received' AND detail = 'update'),"
         " rv AS (SELECT DISTINCT endpoint_id FROM timeline"
         "        WHERE kind IN ('recovered', 'repaired')),"
         " un AS (SELECT DISTINCT endpoint_id FROM outcomes WHERE kind = 'unsupported-api') "
@@ -693,7 +694,8 @@ static int load_series(loader *l)
 {
     report *r = l->r;
     static const char *const SQL[3] = {
-        "SELECT min(vt_ms) FROM timeline WHERE kind = 'received' GROUP BY endpoint_id",
+        "SELECT min(vt_ms) FROM timeline WHERE kind = 'received' AND detail = 'update'"
+        " GROUP BY endpoint_id",
         "SELECT min(vt_ms) FROM timeline WHERE kind = 'crashed' GROUP BY endpoint_id",
         "SELECT min(vt_ms) FROM timeline WHERE kind IN ('recovered', 'repaired')"
         " GROUP BY endpoint_id",

@@ -10,6 +10,7 @@
  * recovery, or to the end of the run).
  */
 #include <inttypes.h>
+#include <math.h>
 #include <string.h>
 
 #include <sqlite3.h>
@@ -46,6 +47,7 @@ typedef struct plan_row {
     int64_t start_ms, fleet;
 } plan_row;
 
+/* "04:19", or "+1d 04:19" on a later day than the run's start. */
 static void clock_of(int64_t start_ms, int64_t vt, bool has, char *out, size_t room)
 {
     if (!has) {
@@ -55,7 +57,11 @@ static void clock_of(int64_t start_ms, int64_t vt, bool has, char *out, size_t r
     report r = {.virtual_start_ms = start_ms};
     char full[40];
     report_utc(&r, vt, full, sizeof full);
-    snprintf(out, room, "%.5s", full + 11); /* HH:MM */
+    int64_t day = (start_ms + vt) / 86400000 - start_ms / 86400000;
+    if (day > 0)
+        snprintf(out, room, "+%" PRId64 "d %.5s", day, full + 11);
+    else
+        snprintf(out, room, "%.5s", full + 11); /* HH:MM */
 }
 
 static int load_row(const char *path, plan_row *p, char *err, size_t errlen)
@@ -119,13 +125,13 @@ int report_plans_write(FILE *out, const char *const *paths, size_t n, char *err,
             "still down", "rings", "detected", "stopped", "action", "machine-hours", "store");
     for (size_t i = 0; i < n; i++) {
         const plan_row *p = &rows[i];
-        char rings[24], det[8], stop[8];
+        char rings[24], det[24], stop[24];
         snprintf(rings, sizeof rings, "%" PRId64 "/%" PRId64, p->released, p->rings);
         clock_of(p->start_ms, p->detected, p->detected >= 0, det, sizeof det);
         clock_of(p->start_ms, p->stopped, p->stopped >= 0, stop, sizeof stop);
         fprintf(out, "%-16s %8" PRId64 " %8" PRId64 " %9" PRId64 " %6s %9s %9s %9s %13.1f  %s%s\n",
                 p->plan, p->received, p->crashed, p->down, rings, det, stop,
-                p->stop[0] ? p->stop : "-", p->hours, paths[i],
+                p->stop[0] ? p->stop : p->released < p->rings ? "held" : "-", p->hours, paths[i],
                 strcmp(p->status, "complete") ? " (incomplete)" : "");
     }
     /* Beside all at once (the July 2024 way), what each plan spared. */
@@ -135,14 +141,18 @@ int report_plans_write(FILE *out, const char *const *paths, size_t n, char *err,
             all = &rows[i];
     for (size_t i = 0; all && i < n; i++) {
         const plan_row *p = &rows[i];
-        if (p == all || p->fleet != all->fleet || strcmp(p->seed, all->seed) != 0)
+        if (p == all || p->fleet != all->fleet || strcmp(p->seed, all->seed) != 0 ||
+            strcmp(p->scenario, all->scenario) != 0)
             continue;
-        fprintf(out, "%s beside all-at-once: %" PRId64 " fewer endpoints crashed (%.1f%% of "
-                     "%" PRId64 " spared), %.1f fewer machine-hours lost\n",
-                p->plan, all->crashed - p->crashed,
-                all->crashed ? 100.0 * (double)(all->crashed - p->crashed) / (double)all->crashed
-                             : 0.0,
-                all->crashed, all->hours - p->hours);
+        int64_t spared = all->crashed - p->crashed;
+        fprintf(out, "%s beside all-at-once: %" PRId64 " %s endpoints crashed (%.1f%% of %" PRId64
+                     "), %.1f %s machine-hours lost%s\n",
+                p->plan, spared < 0 ? -spared : spared, spared < 0 ? "more" : "fewer",
+                all->crashed ? 100.0 * (double)spared / (double)all->crashed : 0.0, all->crashed,
+                fabs(all->hours - p->hours), all->hours >= p->hours ? "fewer" : "more",
+                p->released < p->rings && p->stopped < 0
+                    ? " (it held before its last ring: its gate never passed)"
+                    : "");
     }
     for (size_t i = 1; i < n; i++)
         if (strcmp(rows[i].seed, rows[0].seed) || rows[i].fleet != rows[0].fleet ||

@@ -167,6 +167,30 @@ static int uc_reg_of(x86_reg r)
     return -1;
 }
 
+/* Instructions whose memory operand does not show the bytes they touch:
+ * a register bit offset (bt* reg), an implicit table (xlat), the frame
+ * (enter, leave), state areas far larger than the operand's size. */
+static bool hidden_access(const cs_insn *insn)
+{
+    static const unsigned IDS[] = {
+        X86_INS_XLATB,     X86_INS_LEAVE,      X86_INS_ENTER,    X86_INS_FXSAVE,
+        X86_INS_FXSAVE64,  X86_INS_XSAVE,      X86_INS_XSAVE64,  X86_INS_XSAVEOPT,
+        X86_INS_XSAVEOPT64, X86_INS_XSAVEC,    X86_INS_XSAVEC64, X86_INS_XSAVES,
+        X86_INS_XSAVES64,  X86_INS_FNSAVE,     X86_INS_FNSTENV,  X86_INS_FLDENV,
+        X86_INS_FRSTOR,    X86_INS_XRSTOR,     X86_INS_XRSTOR64, X86_INS_XRSTORS,
+        X86_INS_XRSTORS64, X86_INS_FXRSTOR,    X86_INS_FXRSTOR64, X86_INS_SGDT,
+        X86_INS_SIDT,      X86_INS_LGDT,       X86_INS_LIDT,
+    };
+    for (size_t i = 0; i < sizeof IDS / sizeof IDS[0]; i++)
+        if (insn->id == IDS[i])
+            return true;
+    const cs_x86 *x = &insn->detail->x86;
+    bool bit_test = insn->id == X86_INS_BT || insn->id == X86_INS_BTS ||
+                    insn->id == X86_INS_BTR || insn->id == X86_INS_BTC;
+    return bit_test && x->op_count == 2 && x->operands[0].type == X86_OP_MEM &&
+           x->operands[1].type == X86_OP_REG;
+}
+
 static bool implicit_reg(const cs_detail *d, x86_reg r)
 {
     for (uint8_t i = 0; i < d->regs_read_count; i++)
@@ -181,13 +205,14 @@ static bool implicit_reg(const cs_detail *d, x86_reg r)
 /*
  * Which instruction of the block at `block` touched `addr`.  Unicorn keeps
  * the general registers exact at a memory fault (TCG writes guest registers
- * back before any access that may fault) but RIP at the block's start, so
- * each memory operand's address is computed from the registers as they are
- * now.  The faulting instruction's always matches `addr`; another's may
- * match by chance (it ran before, or would run after, with other register
- * values), and then, as for accesses whose address the operands do not
- * show (the stack near RSP, string instructions, segment bases), the answer
- * is "not sure" and the caller replays the run on the tracer.
+ * back before any access that may fault) but not RIP, so each memory
+ * operand's address is computed from the registers as they are now.  When
+ * the operands show every access an instruction makes, the faulting
+ * instruction's matches `addr`; another's may match by chance (it ran
+ * before, or would run after, with other register values).  A block with
+ * two matches, or with an access its operands do not show (the stack near
+ * RSP, string instructions, segment bases, hidden_access), is "not sure",
+ * and the caller replays the run on the tracer.
  */
 bool sim__locate_fault(csh cs, const sim_endpoint *ep, uint64_t block, uint32_t size,
                        uint64_t addr, uint64_t *rip)
@@ -212,9 +237,13 @@ bool sim__locate_fault(csh cs, const sim_endpoint *ep, uint64_t block, uint32_t 
         if (implicit_reg(d, X86_REG_RSI) || implicit_reg(d, X86_REG_RDI) ||
             implicit_reg(d, X86_REG_ESI) || implicit_reg(d, X86_REG_EDI))
             unsure = true; /* string instructions */
-        if (insn->id == X86_INS_LEA || insn->id == X86_INS_NOP ||
+        if (hidden_access(insn))
+            unsure = true;
+        if (insn->id == X86_INS_LEA || insn->id == X86_INS_NOP || insn->id == X86_INS_CLFLUSH ||
+            insn->id == X86_INS_CLFLUSHOPT || insn->id == X86_INS_CLWB ||
+            insn->id == X86_INS_INVLPG ||
             (insn->id >= X86_INS_PREFETCH && insn->id <= X86_INS_PREFETCHW))
-            continue; /* an address, not an access */
+            continue; /* an address, not an access that can fault */
         for (uint8_t i = 0; i < x->op_count && !unsure; i++) {
             const cs_x86_op *op = &x->operands[i];
             if (op->type != X86_OP_MEM)

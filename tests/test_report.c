@@ -357,7 +357,7 @@ static void write_main_store(const char *path, int status)
         if (!p.received)
             continue;
         assert_int_equal(store_write_timeline_event(st, id, received_ms(id),
-                                                    STORE_TIMELINE_RECEIVED, "C-00000291-04",
+                                                    STORE_TIMELINE_RECEIVED, "update",
                                                     err, sizeof err), 0);
         bool crashed = false;
         for (uint32_t boot = 0; p.boots[boot]; boot++) {
@@ -430,7 +430,7 @@ static void write_simple_store(const char *path, const cohort_spec *specs, size_
                                 .ring = -1};
             assert_int_equal(store_write_endpoints(st, &e, 1, err, sizeof err), 0);
             int64_t t = 60000 + (int64_t)id * 1000;
-            assert_int_equal(store_write_timeline_event(st, id, t, STORE_TIMELINE_RECEIVED, NULL,
+            assert_int_equal(store_write_timeline_event(st, id, t, STORE_TIMELINE_RECEIVED, "update",
                                                         err, sizeof err), 0);
             bool bad = k < specs[c].faulted;
             uint64_t base = 0xfffff80000000000ull + (id << 21);
@@ -1299,7 +1299,7 @@ static void examples_reach_past_long_boot_loops(void **state)
         store_endpoint e = {.id = id, .profile = WIN10, .sensor = "7.11", .region = "eu-west",
                             .tenant = "acme", .seed = id, .ring = -1};
         assert_int_equal(store_write_endpoints(st, &e, 1, err, sizeof err), 0);
-        assert_int_equal(store_write_timeline_event(st, id, 1000, STORE_TIMELINE_RECEIVED, NULL,
+        assert_int_equal(store_write_timeline_event(st, id, 1000, STORE_TIMELINE_RECEIVED, "update",
                                                     err, sizeof err), 0);
         uint32_t boots = id == 0 ? 70 : 2;
         for (uint32_t boot = 1; boot < boots; boot++) {
@@ -1337,7 +1337,7 @@ static void examples_without_a_known_image(void **state)
     write_run(st, 1);
     store_endpoint e = {.id = 0, .profile = WIN10, .sensor = "7.11", .seed = 1, .ring = -1};
     assert_int_equal(store_write_endpoints(st, &e, 1, err, sizeof err), 0);
-    assert_int_equal(store_write_timeline_event(st, 0, 1000, STORE_TIMELINE_RECEIVED, NULL, err,
+    assert_int_equal(store_write_timeline_event(st, 0, 1000, STORE_TIMELINE_RECEIVED, "update", err,
                                                 sizeof err), 0);
     sim_outcome *o = crash_at(0xfffff80000000000ull, "MatchInstance", 0x2f);
     store_outcome_at at = {0, 0, 1000, NULL, true, 0x1234, "boot"};

@@ -350,7 +350,8 @@ static const struct {
      "        - {name: a, where: {colour: red}}\n", "snip.yaml:17:",
      "where: unknown attribute \"colour\"; known: profile, sensor, region, tenant"},
     {SNIP_BASE "rollout:\n  plans:\n    - name: p\n      rings:\n"
-     "        - {name: a, where: {region: [r1, mars]}}\n", "snip.yaml:17:",
+     "        - {name: a, where: {region: [r1, mars]}}\n        - {name: b, share: 100%}\n",
+     "snip.yaml:17:",
      "ring a: no region \"mars\" in the fleet"},
     {SNIP_BASE "rollout:\n  plans:\n    - name: p\n      rings:\n        - {name: a, share: 1%}\n"
      "        - {name: a, share: 5%}\n", "snip.yaml:18:", "ring \"a\" is given twice"},
@@ -360,6 +361,12 @@ static const struct {
      "snip.yaml:16:", "alpha: want more than 0% and less than 50%"},
     {SNIP_BASE "rollout:\n  plans:\n    - name: p\n    - name: p\n", "snip.yaml:16:",
      "plan \"p\" is given twice"},
+    {SNIP_BASE "rollout:\n  plans:\n    - name: p\n      rings:\n        - {name: a, share: 1%}\n"
+     "        - {name: b, share: 50%}\n", "snip.yaml:18:",
+     "ring b: the last ring takes everyone left; give it share: 100%"},
+    {SNIP_BASE "rollout:\n  plans:\n    - name: p\n      rings:\n"
+     "        - {name: a, share: 1%, bake: 200000000000d}\n", "snip.yaml:17:",
+     "bake: expected a duration"},
 
     {SNIP_HEAD SNIP_FLEET, "snip.yaml:1:1: ", "the scenario: missing key \"update\""},
     {"name: t\nseed: 7\nduration: 12 hours\n", "snip.yaml:3:11: ",
