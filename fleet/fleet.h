@@ -45,6 +45,7 @@ int fleet_cmd_content(int argc, char **argv);
 int fleet_cmd_report(int argc, char **argv);
 int fleet_cmd_diff(int argc, char **argv);
 int fleet_cmd_plans(int argc, char **argv);
+int fleet_cmd_merge(int argc, char **argv);
 
 /*
  * Check the store at `store_path` against a gate (report.h's syntax; NULL:

@@ -39,6 +39,7 @@ static const struct command {
     {"report", fleet_cmd_report, "report a run's cohorts, crash buckets and gate verdict"},
     {"diff", fleet_cmd_diff, "compare two runs cohort by cohort"},
     {"plans", fleet_cmd_plans, "rollout plans' runs side by side"},
+    {"merge", fleet_cmd_merge, "merge the stores of a run's shards into one"},
     {"profiles", fleet_cmd_profiles, "list the OS profiles endpoints can run"},
     {"content", fleet_cmd_content, "compile and validate the sample sensor's channel files"},
     {"help", cmd_help, "list the commands, or show one's usage: help COMMAND"},

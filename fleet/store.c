@@ -169,6 +169,16 @@ static int report(char *err, size_t errlen, int rc, const char *fmt, ...)
     return rc;
 }
 
+int store__report(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (err && errlen)
+        vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
 static int sim_code(int sqlite_rc)
 {
     switch (sqlite_rc & 0xff) {
@@ -660,6 +670,11 @@ int store_flush(store *st, char *err, size_t errlen)
         return rc;
     rc = commit(st);
     return rc == SQLITE_OK ? 0 : fail(st, rc, err, errlen);
+}
+
+sqlite3 *store__db(store *st)
+{
+    return st->db;
 }
 
 int store_close(store *st, char *err, size_t errlen)

@@ -259,6 +259,16 @@ int store_write_timeline_event(store *st, uint64_t endpoint_id, int64_t vt_ms,
                                store_timeline_kind kind, const char *detail, char *err,
                                size_t errlen);
 
+/*
+ * Merge the stores of a run's shards (--shard K/N, every K of one N) into
+ * this new store, a shard per transaction (after an error, remove the
+ * file: `fleetsim merge` does).
+ * SIM_EINVAL when they are not the shards of one run (the message says
+ * which differs, which shard is missing or given twice), SIM_EFORMAT for a
+ * file that is not a store of this schema, SIM_EIO when writing fails.
+ */
+int store_merge(store *st, const char *const *shards, size_t n, char *err, size_t errlen);
+
 /* ---- rollout: rings and gate decisions ----------------------------------- */
 
 typedef struct store_ring {

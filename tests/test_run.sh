@@ -70,6 +70,19 @@ check "--shard 0/2 and 1/2 together store exactly what the whole run stores" \
   cmp "$tmp/shards.dump" "$tmp/one.sorted"
 "$fleetsim" run "$scenario" --shard 2/2 --db "$tmp/x.db" >"$tmp/bad.txt" 2>&1
 check "--shard 2/2 is refused" test $? -eq 2
+"$fleetsim" merge -o "$tmp/merged.db" "$tmp/shard1.db" "$tmp/shard0.db" >"$tmp/merge.txt" 2>&1
+check "fleetsim merge joins the shards (in any order)" test $? -eq 0
+dump "$tmp/merged.db" | sort >"$tmp/merged.dump"
+check "... into exactly the whole run's rows" cmp "$tmp/merged.dump" "$tmp/one.sorted"
+check "... marked complete, the whole fleet, shard 0/1" test "$(python3 -c 'import sqlite3, sys
+print("|".join(map(str, sqlite3.connect(sys.argv[1]).execute(
+    "select status, fleet_size, shard from run").fetchone())))' "$tmp/merged.db")" = "complete|120|0/1"
+check "merging a shard twice is refused and leaves no file" sh -c "! '$fleetsim' merge \
+  -o '$tmp/m2.db' '$tmp/shard0.db' '$tmp/shard0.db' && test ! -e '$tmp/m2.db'"
+check "merging half the shards is refused" sh -c "'$fleetsim' merge -o '$tmp/m3.db' \
+  '$tmp/shard0.db'; test \$? -eq 2"
+check "merging shards of different runs is refused" sh -c "'$fleetsim' merge -o '$tmp/m4.db' \
+  '$tmp/shard0.db' '$tmp/one.db'; test \$? -eq 2"
 
 "$fleetsim" run "$src/scenarios/clean-update.yaml" --fleet-size 60 --db "$tmp/clean.db" --quiet >"$tmp/clean.txt" 2>&1
 check "a clean update faults nowhere and exits 0" test $? -eq 0
