@@ -3,11 +3,11 @@
 
 A store is outside input to `fleetsim report`, `diff` and `plans`: a file a
 CI job downloads, a colleague edits with sqlite3, a disk truncates.  This
-makes one real store (a small CF291 run with a ring plan), then, seeded and
-repeatable, sets random columns of random tables to hostile values (NULL,
-empty, huge, negative, fractional, binary, format strings, markup), deletes
-rows, truncates the file, and runs every format, the gate, diff and plans on
-each.  fleetsim must answer every one with a report or a clear error (exit
+makes two real stores (a clean update released by rings, and a small CF291
+run with its crash buckets), then, seeded and repeatable, sets random
+columns of random tables to hostile values (NULL, empty, huge, negative,
+fractional, binary, format strings, markup), deletes rows, truncates the
+file, and runs every format, the gate, diff and plans on each.  fleetsim must answer every one with a report or a clear error (exit
 0, 1 or 2) — never a signal, a hang or exit 3+.
 
 usage: fuzz_report.py FLEETSIM SCENARIOS_DIR [ITERATIONS]
@@ -81,8 +81,8 @@ def main():
     tmp = tempfile.mkdtemp()
     try:
         base = os.path.join(tmp, "base.db")
-        subprocess.run([fleetsim, "run", os.path.join(scenarios, "channel-file-291.yaml"),
-                        "--plan", "five-rings", "--fleet-size", "30000", "--db", base,
+        subprocess.run([fleetsim, "run", os.path.join(scenarios, "clean-update.yaml"),
+                        "--plan", "four-rings", "--fleet-size", "1500", "--db", base,
                         "--quiet"], capture_output=True, check=False)
         extra = os.path.join(tmp, "aao.db")
         subprocess.run([fleetsim, "run", os.path.join(scenarios, "channel-file-291.yaml"),
