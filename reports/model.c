@@ -93,6 +93,18 @@ static int prepare(loader *l, const char *sql, sqlite3_stmt **s)
     return 0;
 }
 
+/* A statement whose text puts the `by` attributes' SQL where the two "%s"
+ * of `fmt` are: the select list and the GROUP BY. */
+static int prepare_by(loader *l, const char *fmt, sqlite3_stmt **s)
+{
+    char *sql = sqlite3_mprintf(fmt, l->keys, l->keys);
+    if (!sql)
+        return fail(l, SIM_ENOMEM, "out of memory");
+    int rc = prepare(l, sql, s);
+    sqlite3_free(sql);
+    return rc;
+}
+
 void report_options_init(report_options *o)
 {
     memset(o, 0, sizeof *o);
@@ -319,7 +331,7 @@ static int load_cohorts(loader *l)
 {
     report *r = l->r;
     sqlite3_stmt *s;
-    char *sql = sqlite3_mprintf(
+    int rc = prepare_by(l,
         "WITH cr AS (SELECT endpoint_id, count(*) AS n FROM outcomes "
         "            WHERE kind IN ('bugcheck', 'hang') GROUP BY endpoint_id),"
         " rc AS (SELECT DISTINCT endpoint_id FROM timeline"
@@ -334,11 +346,7 @@ static int load_cohorts(loader *l)
         " LEFT JOIN rc ON rc.endpoint_id = e.id LEFT JOIN rv ON rv.endpoint_id = e.id"
         " LEFT JOIN un ON un.endpoint_id = e.id "
         "GROUP BY %s",
-        l->keys, l->keys);
-    if (!sql)
-        return fail(l, SIM_ENOMEM, "out of memory");
-    int rc = prepare(l, sql, &s);
-    sqlite3_free(sql);
+        &s);
     if (rc < 0)
         return rc;
     int k = (int)r->nby, step;
@@ -643,15 +651,11 @@ static int load_bucket_cohorts(loader *l)
 {
     report *r = l->r;
     sqlite3_stmt *s;
-    char *sql = sqlite3_mprintf(
+    int rc = prepare_by(l,
         "SELECT %s, c.bucket, count(DISTINCT c.endpoint_id) AS n FROM crashes c"
         " JOIN endpoints e ON e.id = c.endpoint_id GROUP BY %s, c.bucket "
         "ORDER BY n DESC, c.bucket",
-        l->keys, l->keys);
-    if (!sql)
-        return fail(l, SIM_ENOMEM, "out of memory");
-    int rc = prepare(l, sql, &s);
-    sqlite3_free(sql);
+        &s);
     if (rc < 0)
         return rc;
     while (sqlite3_step(s) == SQLITE_ROW) {
