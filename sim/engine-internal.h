@@ -12,7 +12,8 @@
 #define MAX_SLOTS 128
 #define MAX_POOL_WINDOWS 8
 #define MAX_CR8_SITES 256
-#define BLOCK_CACHE 4096 /* entries, power of two */
+#define BLOCK_CACHE_BITS 16
+#define BLOCK_CACHE (1u << BLOCK_CACHE_BITS) /* entries: instruction counts of blocks */
 #define MAX_FIXED_REGIONS 8
 #define MAX_REGIONS (MAX_FIXED_REGIONS + MAX_SLOTS * 24 + MAX_POOL_WINDOWS)
 

@@ -222,7 +222,7 @@ static void hook_stub(uc_engine *uc, uint64_t address, uint32_t size, void *user
 static uint32_t block_insns(sim_engine *e, uint64_t addr, uint32_t size)
 {
     uint64_t h = (addr ^ (addr >> 17)) * 0x9E3779B97F4A7C15ull;
-    block_entry *b = &e->blocks[(h >> 52) & (BLOCK_CACHE - 1)];
+    block_entry *b = &e->blocks[h >> (64 - BLOCK_CACHE_BITS)];
 
     if (b->addr != addr || b->size != size) {
         b->addr = addr;
