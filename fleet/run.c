@@ -799,7 +799,26 @@ static int parse_args(int argc, char **argv, run_args *a)
         case 'P': a->plan = optarg; break;
         case 'C': a->compare_plans = true; break;
         case 'h':
-            printf("%s\n", usage);
+            printf("usage: %s\n\n"
+                   "Play SCENARIO's fleet forward in virtual time: endpoints check in, receive\n"
+                   "the update (by the rollout plan's rings), run the driver on it in emulation,\n"
+                   "crash, reboot, loop or recover; every outcome goes to one SQLite store.\n\n"
+                   "  --fleet-size N, --seed N   override the scenario's\n"
+                   "  --jobs N          worker threads, each with a reused engine (default 2);\n"
+                   "                    the results are the same for any N\n"
+                   "  --db PATH         the store (default <scenario name>.db; replaced)\n"
+                   "  --shard K/N       only the K-th of N slices of the fleet (fleetsim merge\n"
+                   "                    joins the shards' stores)\n"
+                   "  --gate EXPR       the limits the exit status answers to (fleetsim report\n"
+                   "                    --help; default max-faults=0)\n"
+                   "  --plan NAME       the scenario's rollout plan to play (default its first)\n"
+                   "  --compare-plans   play every plan and all at once, a store each, and\n"
+                   "                    print them side by side\n"
+                   "  --images, --profiles, --content-dir DIR   where to find them\n"
+                   "  --quiet           no progress line\n\n"
+                   "Exit status: 0 the gate passed, 1 it failed, 2 bad scenario or usage,\n"
+                   "3 the run failed or rests on an unimplemented export, 130 interrupted.\n",
+                   usage);
             return -1;
         default:
             return fleet_bad_option(usage, argv, optopt);
