@@ -519,13 +519,7 @@ static int run_plan(const run_args *a, const char *plan_name, const char *db, in
         exit_code = FLEET_EXIT_USAGE;
         goto out;
     }
-    char *yaml = sim_calloc(textlen + 1, 1);
-    if (yaml)
-        memcpy(yaml, text, textlen);
-    rc = yaml ? write_header(c, argc, argv, yaml, err, sizeof err) : SIM_ENOMEM;
-    sim_free(yaml);
-    if (rc == SIM_ENOMEM && !err[0])
-        snprintf(err, sizeof err, "out of memory");
+    rc = write_header(c, argc, argv, (const char *)text, err, sizeof err); /* NUL-ended */
     /* A shard's rollout decisions (all at once, as plans with rings are
      * refused) belong to the merged run. */
     if (rc == 0 && c->shards == 1)
