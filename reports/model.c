@@ -522,12 +522,15 @@ static int load_examples(loader *l, report_bucket *b)
 {
     sqlite3_stmt *s;
     if (prepare(l,
-                "SELECT c.endpoint_id, min(c.boot), o.seed, o.image, e.profile FROM crashes c"
+                /* In the bucket index's own order, so the first few rows
+                 * come without reading the bucket's every crash; an
+                 * endpoint's first row is its earliest boot. */
+                "SELECT c.endpoint_id, c.boot, o.seed, o.image, e.profile FROM crashes c"
                 " JOIN outcomes o USING (endpoint_id, boot)"
                 " JOIN endpoints e ON e.id = c.endpoint_id "
                 "WHERE c.bucket = ?1 AND o.seed IS NOT NULL AND o.image IS NOT NULL"
                 " AND o.start = ?2 "
-                "GROUP BY c.endpoint_id ORDER BY c.endpoint_id",
+                "ORDER BY c.endpoint_id, c.boot",
                 &s) < 0)
         return SIM_EFORMAT;
     static const char *const starts[] = {"boot", "live"};
@@ -564,9 +567,17 @@ static int load_representative(loader *l, report_bucket *b)
 {
     sqlite3_stmt *s;
     if (prepare(l,
-                "SELECT o.bugcheck_name, c.symbol, c.instruction, c.access, c.address_class,"
-                " c.address FROM crashes c JOIN outcomes o USING (endpoint_id, boot) "
-                "WHERE c.bucket = ?1 ORDER BY c.stack IS NULL, c.endpoint_id, c.boot LIMIT 1",
+                /* Two index walks that stop at their first row, rather than
+                 * one sort of the bucket's every crash. */
+                "SELECT * FROM (SELECT o.bugcheck_name, c.symbol, c.instruction, c.access,"
+                " c.address_class, c.address FROM crashes c"
+                " JOIN outcomes o USING (endpoint_id, boot)"
+                " WHERE c.bucket = ?1 AND c.stack IS NOT NULL"
+                " ORDER BY c.endpoint_id, c.boot LIMIT 1) "
+                "UNION ALL SELECT * FROM (SELECT o.bugcheck_name, c.symbol, c.instruction,"
+                " c.access, c.address_class, c.address FROM crashes c"
+                " JOIN outcomes o USING (endpoint_id, boot)"
+                " WHERE c.bucket = ?1 ORDER BY c.endpoint_id, c.boot LIMIT 1)",
                 &s) < 0)
         return SIM_EFORMAT;
     sqlite3_bind_text(s, 1, b->key, -1, SQLITE_STATIC);
