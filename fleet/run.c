@@ -64,6 +64,7 @@ typedef struct endpoint_state {
     uint16_t boots;          /* emulated runs so far: the store's boot key */
     uint16_t streak;         /* consecutive crashing boots */
     uint16_t checkins;
+    uint16_t events;         /* timeline events so far: the next one's seq */
     int64_t first_crash_ms;
 } endpoint_state;
 
@@ -257,7 +258,16 @@ static void timeline(run_ctx *c, uint32_t id, int64_t t, store_timeline_kind kin
                      const char *detail)
 {
     char err[512];
-    if (store_write_timeline_event(c->st, id, t, kind, detail, err, sizeof err) < 0)
+    /* seq: the endpoint's events in the order they happen, which is not
+     * always the order of their times (a known-bad mark learned during a
+     * boot is written before the boot's outcome). */
+    endpoint_state *e = &c->eps[id];
+    if (e->events == UINT16_MAX) {
+        fail(c, "endpoint %u: more than %u timeline events", id, UINT16_MAX);
+        return;
+    }
+    if (store_write_timeline_event(c->st, id, t, e->events++, kind, detail, err,
+                                   sizeof err) < 0)
         fail(c, "%s", err);
 }
 

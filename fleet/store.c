@@ -5,12 +5,17 @@
  * "The store"), versioned by meta.schema_version and PRAGMA user_version.
  * Three choices shape the rest of this file:
  *
- *   - Natural keys everywhere.  Rows are keyed by what they are about
- *     (endpoint id and boot, virtual time), and written with INSERT OR
- *     REPLACE, so the store's content is a function of the run, not of the
- *     order in which the loop happened to hand rows over.  Sequence numbers
- *     (timeline.seq, gate_decisions.seq) count rows at the same key in the
- *     order they were written, which the loop keeps deterministic.
+ *   - Natural keys, built at the end.  Rows are keyed by what they are
+ *     about (endpoint id and boot, virtual time and seq), so the store's
+ *     content is a function of the run, not of the order in which the loop
+ *     happened to hand rows over.  But the rows come in virtual-time order,
+ *     and endpoint-keyed B-trees kept up to date as they come touch pages all
+ *     over files far larger than the cache: the big tables are appended to
+ *     while the run writes, and their keys and indexes (store__index_sql)
+ *     are built by sorting when the run is marked.  So nothing here looks a
+ *     row up while the run writes: whether an endpoint crashed in a bucket
+ *     before is a set in memory (`seen`), and timeline sequence numbers come
+ *     from the caller.
  *
  *   - Batched transactions on one thread.  Only the event loop's thread
  *     calls in; every statement is prepared once at open, and rows go into
@@ -96,20 +101,12 @@ const char *store_gate_action_name(store_gate_action action)
     XX(ENDPOINT, "INSERT OR REPLACE INTO endpoints VALUES "                    \
                  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")                             \
     XX(ATTR, "INSERT OR REPLACE INTO endpoint_attrs VALUES (?, ?, ?)")         \
-    XX(OUTCOME, "INSERT OR REPLACE INTO outcomes VALUES "                      \
+    XX(OUTCOME, "INSERT INTO outcomes VALUES "                                 \
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)") \
-    XX(CRASH, "INSERT OR REPLACE INTO crashes VALUES "                         \
-              "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")          \
-    XX(SEEN, "SELECT 1 FROM crashes WHERE endpoint_id = ?1 AND boot < ?2 "      \
-             "AND bucket = ?3 LIMIT 1")                                        \
-    XX(UNCRASH, "DELETE FROM crashes WHERE endpoint_id = ?1 AND boot = ?2")    \
-    XX(LOG, "INSERT OR REPLACE INTO dbgprint VALUES (?, ?, ?, ?)")             \
-    XX(UNLOG, "DELETE FROM dbgprint WHERE endpoint_id = ?1 AND boot = ?2")     \
-    XX(TIMELINE, "INSERT INTO timeline SELECT ?1, ?2, "                        \
-                 "(SELECT coalesce(max(seq) + 1, 0) FROM timeline "            \
-                 " WHERE endpoint_id = ?1 AND vt_ms = ?2), ?3, ?4 "            \
-                 "WHERE NOT EXISTS (SELECT 1 FROM timeline WHERE "             \
-                 " endpoint_id = ?1 AND vt_ms = ?2 AND kind = ?3 AND detail IS ?4)") \
+    XX(CRASH, "INSERT INTO crashes VALUES "                                    \
+              "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")    \
+    XX(LOG, "INSERT INTO dbgprint VALUES (?, ?, ?, ?)")                        \
+    XX(TIMELINE, "INSERT INTO timeline VALUES (?, ?, ?, ?, ?)")                \
     XX(RING, "INSERT OR REPLACE INTO rings VALUES (?, ?, ?, ?, ?, ?)")         \
     XX(GATE, "INSERT INTO gate_decisions SELECT ?1, ?2, "                      \
              "(SELECT coalesce(max(seq) + 1, 0) FROM gate_decisions "          \
@@ -142,6 +139,12 @@ struct store {
     uint32_t batch_rows;
     int log;
     bool all_details;
+
+    /* Fingerprints of (endpoint, bucket) pairs that have a crash record with
+     * its details: open addressing, 0 is an empty slot, at most half full.
+     * 8 bytes per crashing endpoint and bucket. */
+    uint64_t *seen;
+    size_t seen_cap, seen_count;
     bool in_txn;
     uint32_t pending;        /* rows written since the last commit */
 
@@ -509,7 +512,7 @@ static int create_schema(store *st, char *err, size_t errlen)
              STORE_SCHEMA_VERSION, STORE_SCHEMA_VERSION, STORE_APPLICATION_ID);
     int rc = sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(st->db, store_schema_sql(), NULL, NULL, NULL);
+        rc = sqlite3_exec(st->db, store__table_sql(), NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
@@ -616,6 +619,7 @@ static void release(store *st)
     if (st->db && !sqlite3_get_autocommit(st->db))
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
     sqlite3_close(st->db);   /* checkpoints the WAL into the file */
+    sim_free(st->seen);
     sim_free(st->path);
     sim_free(st);
 }
@@ -729,8 +733,30 @@ int store_write_run(store *st, const store_run *run, char *err, size_t errlen)
 }
 
 /*
- * Commit what is pending, then set the run's status in a transaction of its
- * own, so a status is never written ahead of the rows it describes.
+ * The keys and indexes, in one transaction: all of them or none.  A key
+ * found twice is a caller's bug (the run writes each outcome once); a full
+ * disk is the usual failure.  Either sticks like a failed write.
+ */
+static int build_indexes(store *st)
+{
+    int rc = sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(st->db, store__index_sql(), NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        fail(st, rc, NULL, 0);
+        snprintf(st->failure + strlen(st->failure), sizeof st->failure - strlen(st->failure),
+                 " (building the store's indexes)");
+    }
+    return rc;
+}
+
+/*
+ * Commit what is pending and build the keys and indexes, then set the run's
+ * status in a transaction of its own, so a status is never written ahead of
+ * the rows it describes.  A run whose keys could not be built is not
+ * complete.
  */
 static int mark(store *st, const char *status, int exit_code, int64_t virtual_end_ms,
                 const char *reason, char *err, size_t errlen)
@@ -738,6 +764,10 @@ static int mark(store *st, const char *status, int exit_code, int64_t virtual_en
     int rc;
     if (!st->failed && (rc = commit(st)) != SQLITE_OK)
         fail(st, rc, NULL, 0);   /* the batch is lost; still mark the rest */
+    if (!st->failed && build_indexes(st) != SQLITE_OK) {
+        status = "interrupted";
+        reason = st->failure;
+    }
 
     char ended[32];
     iso_ms(ended, wall_now_ms());
@@ -900,22 +930,68 @@ static int write_outcome_row(store *st, const store_outcome_at *at, const sim_ou
     return step_done(s);
 }
 
-/*
- * Whether this endpoint crashed in this bucket at an earlier boot.  Boot b+1
- * is only emulated once boot b's outcome is in, so the earlier crash is
- * always written first and the answer does not depend on write order.
- */
-static int seen_before(store *st, const store_outcome_at *at, const char *bucket, bool *seen)
+/* ---- the first crash of an endpoint in a bucket ---------------------------- */
+
+static uint64_t mix64(uint64_t x)
 {
-    sqlite3_stmt *s = st->stmt[STMT_SEEN];
-    bind_u64(s, 1, at->endpoint_id);
-    sqlite3_bind_int64(s, 2, at->boot);
-    bind_str(s, 3, bucket);
-    int rc = sqlite3_step(s);
-    *seen = rc == SQLITE_ROW;
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* 64 bits for (endpoint, bucket); never 0.  Two pairs of one run share a
+ * fingerprint with odds of about n^2 / 2^65 — then the later one's record
+ * keeps no details, the same way at every run. */
+static uint64_t fingerprint(uint64_t endpoint_id, const char *bucket)
+{
+    uint64_t h = 0xcbf29ce484222325ull;   /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)bucket; *p; p++)
+        h = (h ^ *p) * 0x100000001b3ull;
+    h = mix64(h ^ mix64(endpoint_id + 0x9e3779b97f4a7c15ull));
+    return h ? h : 1;
+}
+
+static bool seen_grow(store *st)
+{
+    size_t cap = st->seen_cap ? st->seen_cap * 2 : 4096;
+    uint64_t *slots = sim_calloc(cap, sizeof *slots);
+    if (!slots)
+        return false;
+    for (size_t i = 0; i < st->seen_cap; i++) {
+        uint64_t f = st->seen[i];
+        if (!f)
+            continue;
+        size_t k = f & (cap - 1);
+        while (slots[k])
+            k = (k + 1) & (cap - 1);
+        slots[k] = f;
+    }
+    sim_free(st->seen);
+    st->seen = slots;
+    st->seen_cap = cap;
+    return true;
+}
+
+/*
+ * Whether this endpoint's crash in this bucket is its first there (and from
+ * now on, it is not).  Boot b+1 is only emulated once boot b's outcome is
+ * in, so an endpoint's crashes come in boot order whatever --jobs.  Without
+ * memory for the set, every crash is a first: details kept, none lost.
+ */
+static bool first_in_bucket(store *st, uint64_t endpoint_id, const char *bucket)
+{
+    if (st->seen_count + 1 > st->seen_cap / 2 && !seen_grow(st))
+        return true;
+    uint64_t f = fingerprint(endpoint_id, bucket);
+    size_t k = f & (st->seen_cap - 1);
+    for (; st->seen[k]; k = (k + 1) & (st->seen_cap - 1))
+        if (st->seen[k] == f)
+            return false;
+    st->seen[k] = f;
+    st->seen_count++;
+    return true;
 }
 
 /*
@@ -929,35 +1005,34 @@ static int write_crash_row(store *st, const store_outcome_at *at, const sim_outc
 {
     char bucket[STORE_BUCKET_SIZE], symbol[STORE_BUCKET_SIZE];
     store_bucket_key(o, bucket, sizeof bucket);
-    bool seen = false;
-    int rc = st->all_details ? SQLITE_OK : seen_before(st, at, bucket, &seen);
-    if (rc != SQLITE_OK)
-        return rc;
-    *details = !seen;
+    *details = first_in_bucket(st, at->endpoint_id, bucket) || st->all_details;
     sqlite3_stmt *s = st->stmt[STMT_CRASH];
     bind_u64(s, 1, at->endpoint_id);
     sqlite3_bind_int64(s, 2, at->boot);
-    bind_str(s, 3, bucket);
+    sqlite3_bind_int64(s, 3, at->vt_ms);
+    if (o->kind == SIM_OUTCOME_BUGCHECK)
+        sqlite3_bind_int64(s, 4, o->bugcheck);
+    bind_str(s, 5, bucket);
     if (o->has_fault) {
         const sim_fault *f = &o->fault;
         store__blamed_frame(o, symbol, sizeof symbol);
-        bind_str(s, 4, symbol);
-        bind_hex(s, 5, f->rip);
-        BIND_FIELD(s, 6, f->module);
-        BIND_FIELD(s, 7, f->function);
-        bind_u64(s, 8, f->offset);
-        BIND_FIELD(s, 9, f->instruction);
+        bind_str(s, 6, symbol);
+        bind_hex(s, 7, f->rip);
+        BIND_FIELD(s, 8, f->module);
+        BIND_FIELD(s, 9, f->function);
+        bind_u64(s, 10, f->offset);
+        BIND_FIELD(s, 11, f->instruction);
         if (f->access != SIM_ACCESS_NONE)
-            bind_hex(s, 10, f->address);
-        bind_str(s, 11, sim_access_name(f->access));
+            bind_hex(s, 12, f->address);
+        bind_str(s, 13, sim_access_name(f->access));
         if (f->access != SIM_ACCESS_NONE)
-            bind_str(s, 12, sim_addr_class_name(f->address_class));
-        BIND_FIELD(s, 13, f->region);
-        sqlite3_bind_int(s, 14, f->irql);
+            bind_str(s, 14, sim_addr_class_name(f->address_class));
+        BIND_FIELD(s, 15, f->region);
+        sqlite3_bind_int(s, 16, f->irql);
         if (*details) {
-            bind_str(s, 15, regs_json(st, &o->regs));
-            bind_str(s, 16, disasm_json(st, o));
-            bind_str(s, 17, stack_json(st, o));
+            bind_str(s, 17, regs_json(st, &o->regs));
+            bind_str(s, 18, disasm_json(st, o));
+            bind_str(s, 19, stack_json(st, o));
         }
     }
     return step_done(s);
@@ -976,15 +1051,6 @@ static int write_log_row(store *st, const store_outcome_at *at, const sim_outcom
     return step_done(s);
 }
 
-/* Remove a crash record or log an earlier write of this outcome left. */
-static int unwrite(store *st, int stmt, const store_outcome_at *at)
-{
-    sqlite3_stmt *s = st->stmt[stmt];
-    bind_u64(s, 1, at->endpoint_id);
-    sqlite3_bind_int64(s, 2, at->boot);
-    return step_done(s);
-}
-
 int store_write_outcome(store *st, const store_outcome_at *at, const sim_outcome *o,
                         char *err, size_t errlen)
 {
@@ -999,13 +1065,12 @@ int store_write_outcome(store *st, const store_outcome_at *at, const sim_outcome
     uint32_t rows = 1;
     if ((rc = begin(st)) != SQLITE_OK || (rc = write_outcome_row(st, at, o)) != SQLITE_OK)
         return fail(st, rc, err, errlen);
-    /* Only a crash has a record; an outcome written again as something
-     * else must not keep the old one. */
-    rc = crash ? write_crash_row(st, at, o, &details) : unwrite(st, STMT_UNCRASH, at);
+    if (crash)
+        rc = write_crash_row(st, at, o, &details);
     rows += crash;
     bool log = o->log[0] && (st->log == STORE_LOG_ALL || (st->log == STORE_LOG_CRASHES && details));
-    if (rc == SQLITE_OK)
-        rc = log ? write_log_row(st, at, o) : unwrite(st, STMT_UNLOG, at);
+    if (rc == SQLITE_OK && log)
+        rc = write_log_row(st, at, o);
     rows += log;
     if (rc != SQLITE_OK)
         return fail(st, rc, err, errlen);
@@ -1014,7 +1079,7 @@ int store_write_outcome(store *st, const store_outcome_at *at, const sim_outcome
 
 /* ---- timelines and rollout -------------------------------------------------- */
 
-int store_write_timeline_event(store *st, uint64_t endpoint_id, int64_t vt_ms,
+int store_write_timeline_event(store *st, uint64_t endpoint_id, int64_t vt_ms, uint32_t seq,
                                store_timeline_kind kind, const char *detail, char *err,
                                size_t errlen)
 {
@@ -1027,8 +1092,9 @@ int store_write_timeline_event(store *st, uint64_t endpoint_id, int64_t vt_ms,
     sqlite3_stmt *s = st->stmt[STMT_TIMELINE];
     bind_u64(s, 1, endpoint_id);
     sqlite3_bind_int64(s, 2, vt_ms);
-    bind_str(s, 3, name);
-    bind_str(s, 4, detail);
+    sqlite3_bind_int64(s, 3, seq);
+    bind_str(s, 4, name);
+    bind_str(s, 5, detail);
     if ((rc = begin(st)) != SQLITE_OK || (rc = step_done(s)) != SQLITE_OK)
         return fail(st, rc, err, errlen);
     return rows_written(st, 1, err, errlen);

@@ -13,7 +13,9 @@
  * Every row has a natural key (endpoint id, boot, virtual time, ...), never
  * an AUTOINCREMENT id, so a store's content does not depend on the order in
  * which rows were written: the same run with any --jobs gives the same rows.
- * Writing a row again with the same key replaces it.
+ * The keys of outcomes, crashes, logs and timelines are unique indexes built
+ * when the run is marked (store_mark_*), not while it writes: write each
+ * once.  A key written twice makes the mark fail and the run 'interrupted'.
  *
  * One thread only: the event loop's.  Worker threads fill sim_outcome
  * records; the loop hands them here.  Rows are written with prepared
@@ -38,7 +40,7 @@
 
 /* Bumped whenever a table or column changes; kept in meta.schema_version
  * and PRAGMA user_version.  store_open refuses a store of another version. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* PRAGMA application_id of a fleetsim store: "FSim". */
 #define STORE_APPLICATION_ID 0x4653696d
@@ -249,13 +251,12 @@ typedef enum {
 const char *store_timeline_name(store_timeline_kind kind);
 
 /*
- * An event in an endpoint's timeline.  Its seq numbers the events of one
- * endpoint at one virtual time in the order they are written (the loop's
- * (virtual time, endpoint, kind) order makes that deterministic); writing
- * an event identical to one already there (endpoint, time, kind, detail)
- * does nothing, so re-writing a timeline is harmless.
+ * An event in an endpoint's timeline.  `seq` orders an endpoint's events at
+ * one virtual time: the caller, which knows the order they happened in,
+ * numbers them (the loop counts each endpoint's events from 0; the store
+ * keeps no state per endpoint).  (endpoint, vt_ms, seq) must be unique.
  */
-int store_write_timeline_event(store *st, uint64_t endpoint_id, int64_t vt_ms,
+int store_write_timeline_event(store *st, uint64_t endpoint_id, int64_t vt_ms, uint32_t seq,
                                store_timeline_kind kind, const char *detail, char *err,
                                size_t errlen);
 
@@ -315,7 +316,8 @@ typedef struct store_gate_decision {
     const char *detail;      /* one line a release manager reads */
 } store_gate_decision;
 
-/* seq numbers the decisions of one ring at one virtual time, as for timelines. */
+/* seq numbers the decisions of one ring at one virtual time in the order
+ * written (the store counts them: a run makes few). */
 int store_write_gate_decision(store *st, const store_gate_decision *decision, char *err,
                               size_t errlen);
 

@@ -19,7 +19,7 @@
 #include "sim.h"
 
 /* The store schema this layer reads (fleet/store.h, STORE_SCHEMA_VERSION). */
-#define REPORT_SCHEMA_VERSION "2"
+#define REPORT_SCHEMA_VERSION "3"
 
 typedef struct loader {
     sqlite3 *db;

@@ -3,6 +3,7 @@
  * they share (report_fixture.h).
  */
 #include "report_fixture.h"
+#include "store_fixture.h"
 
 /* ---- fixtures ------------------------------------------------------------ */
 
@@ -264,13 +265,10 @@ void write_main_store(const char *path, int status)
     for (uint64_t id = 0; id < FLEET; id++) {
         planned p;
         plan(id, &p);
-        assert_int_equal(store_write_timeline_event(st, id, 0, STORE_TIMELINE_ONLINE, NULL, err,
-                                                    sizeof err), 0);
+        timeline_event(st, id, 0, STORE_TIMELINE_ONLINE, NULL);
         if (!p.received)
             continue;
-        assert_int_equal(store_write_timeline_event(st, id, received_ms(id),
-                                                    STORE_TIMELINE_RECEIVED, "update",
-                                                    err, sizeof err), 0);
+        timeline_event(st, id, received_ms(id), STORE_TIMELINE_RECEIVED, "update");
         bool crashed = false;
         for (uint32_t boot = 0; p.boots[boot]; boot++) {
             uint64_t base = 0xfffff80000000000ull + ((id * 8 + boot) << 21); /* KASLR */
@@ -286,29 +284,20 @@ void write_main_store(const char *path, int status)
                                    boot ? "boot" : p.boot0_start};
             if (store_write_outcome(st, &at, o, err, sizeof err) != 0)
                 fail_msg("store_write_outcome: %s", err);
-            assert_int_equal(store_write_timeline_event(st, id, at.vt_ms, STORE_TIMELINE_EMULATED,
-                                                        NULL, err, sizeof err), 0);
+            timeline_event(st, id, at.vt_ms, STORE_TIMELINE_EMULATED, NULL);
             if (strchr("XYH", what)) {
-                assert_int_equal(store_write_timeline_event(st, id, at.vt_ms,
-                                                            STORE_TIMELINE_CRASHED, NULL, err,
-                                                            sizeof err), 0);
-                assert_int_equal(store_write_timeline_event(st, id, at.vt_ms,
-                                                            STORE_TIMELINE_REBOOTED, NULL, err,
-                                                            sizeof err), 0);
+                timeline_event(st, id, at.vt_ms, STORE_TIMELINE_CRASHED, NULL);
+                timeline_event(st, id, at.vt_ms, STORE_TIMELINE_REBOOTED, NULL);
                 crashed = true;
             } else if (crashed) {
-                assert_int_equal(store_write_timeline_event(st, id, at.vt_ms,
-                                                            STORE_TIMELINE_RECOVERED, NULL, err,
-                                                            sizeof err), 0);
+                timeline_event(st, id, at.vt_ms, STORE_TIMELINE_RECOVERED, NULL);
                 crashed = false;
             }
             free(o);
         }
         /* An operator repaired endpoint 10 before its next boot. */
         if (id == 10)
-            assert_int_equal(store_write_timeline_event(st, id, boot_ms(id, 0) + 120000,
-                                                        STORE_TIMELINE_REPAIRED, NULL, err,
-                                                        sizeof err), 0);
+            timeline_event(st, id, boot_ms(id, 0) + 120000, STORE_TIMELINE_REPAIRED, NULL);
     }
     mark(st, status);
 }
@@ -332,16 +321,14 @@ void write_simple_store(const char *path, const cohort_spec *specs, size_t n, in
                                 .ring = -1};
             assert_int_equal(store_write_endpoints(st, &e, 1, err, sizeof err), 0);
             int64_t t = 60000 + (int64_t)id * 1000;
-            assert_int_equal(store_write_timeline_event(st, id, t, STORE_TIMELINE_RECEIVED, "update",
-                                                        err, sizeof err), 0);
+            timeline_event(st, id, t, STORE_TIMELINE_RECEIVED, "update");
             bool bad = k < specs[c].faulted;
             uint64_t base = 0xfffff80000000000ull + (id << 21);
             sim_outcome *o = bad ? crash_at(base, specs[c].function, 0x2f) : ok_outcome(base);
             store_outcome_at at = {id, 0, t, "sensor.sys", true, id, "boot"};
             assert_int_equal(store_write_outcome(st, &at, o, err, sizeof err), 0);
             if (bad)
-                assert_int_equal(store_write_timeline_event(st, id, t, STORE_TIMELINE_CRASHED,
-                                                            NULL, err, sizeof err), 0);
+                timeline_event(st, id, t, STORE_TIMELINE_CRASHED, NULL);
             free(o);
         }
     }

@@ -8,6 +8,7 @@
  * The stores are report_fixture.c's.
  */
 #include "report_fixture.h"
+#include "store_fixture.h"
 
 /* ---- statistics ----------------------------------------------------------- */
 
@@ -653,8 +654,7 @@ static void examples_reach_past_long_boot_loops(void **state)
         store_endpoint e = {.id = id, .profile = WIN10, .sensor = "7.11", .region = "eu-west",
                             .tenant = "acme", .seed = id, .ring = -1};
         assert_int_equal(store_write_endpoints(st, &e, 1, err, sizeof err), 0);
-        assert_int_equal(store_write_timeline_event(st, id, 1000, STORE_TIMELINE_RECEIVED, "update",
-                                                    err, sizeof err), 0);
+        timeline_event(st, id, 1000, STORE_TIMELINE_RECEIVED, "update");
         uint32_t boots = id == 0 ? 70 : 2;
         for (uint32_t boot = 1; boot < boots; boot++) {
             sim_outcome *o = crash_at(0xfffff80000000000ull + ((uint64_t)boot << 21),
@@ -691,8 +691,7 @@ static void examples_without_a_known_image(void **state)
     write_run(st, 1);
     store_endpoint e = {.id = 0, .profile = WIN10, .sensor = "7.11", .seed = 1, .ring = -1};
     assert_int_equal(store_write_endpoints(st, &e, 1, err, sizeof err), 0);
-    assert_int_equal(store_write_timeline_event(st, 0, 1000, STORE_TIMELINE_RECEIVED, "update", err,
-                                                sizeof err), 0);
+    timeline_event(st, 0, 1000, STORE_TIMELINE_RECEIVED, "update");
     sim_outcome *o = crash_at(0xfffff80000000000ull, "MatchInstance", 0x2f);
     store_outcome_at at = {0, 0, 1000, NULL, true, 0x1234, "boot"};
     assert_int_equal(store_write_outcome(st, &at, o, err, sizeof err), 0);

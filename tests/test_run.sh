@@ -77,6 +77,10 @@ check "... into exactly the whole run's rows" cmp "$tmp/merged.dump" "$tmp/one.s
 check "... marked complete, the whole fleet, shard 0/1" test "$(python3 -c 'import sqlite3, sys
 print("|".join(map(str, sqlite3.connect(sys.argv[1]).execute(
     "select status, fleet_size, shard from run").fetchone())))' "$tmp/merged.db")" = "complete|120|0/1"
+check "... with the keys and indexes a run's store has" test "$(python3 -c 'import sqlite3, sys
+q = "select group_concat(name) from (select name from sqlite_schema where type = \"index\" and sql is not null order by name)"
+print(*(sqlite3.connect(p).execute(q).fetchone()[0] for p in sys.argv[1:]))' "$tmp/merged.db" "$tmp/shard0.db")" = \
+  "crashes_bucket,crashes_key,dbgprint_key,outcomes_key,outcomes_kind,timeline_key,timeline_kind crashes_bucket,crashes_key,dbgprint_key,outcomes_key,outcomes_kind,timeline_key,timeline_kind"
 check "merging a shard twice is refused and leaves no file" sh -c "! '$fleetsim' merge \
   -o '$tmp/m2.db' '$tmp/shard0.db' '$tmp/shard0.db' && test ! -e '$tmp/m2.db'"
 check "merging half the shards is refused" sh -c "'$fleetsim' merge -o '$tmp/m3.db' \

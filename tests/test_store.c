@@ -21,6 +21,7 @@
 
 #include "sim.h"
 #include "store.h"
+#include "store_fixture.h"
 
 /* ---- fixtures ------------------------------------------------------------ */
 
@@ -203,29 +204,20 @@ static void write_fleet(store *st, const uint64_t *order, size_t n)
         bool bad = (id / 2) % 2 == 1;
         uint64_t base = 0xfffff80000000000ull + (id << 21);
         int64_t t = 7740000 + (int64_t)id * 1000; /* 04:09 + id s */
-        assert_int_equal(store_write_timeline_event(st, id, t, STORE_TIMELINE_ONLINE, NULL, err,
-                                                    sizeof err), 0);
-        assert_int_equal(store_write_timeline_event(st, id, t, STORE_TIMELINE_RECEIVED,
-                                                    "C-00000291", err, sizeof err), 0);
+        timeline_event(st, id, t, STORE_TIMELINE_ONLINE, NULL);
+        timeline_event(st, id, t, STORE_TIMELINE_RECEIVED, "C-00000291");
         for (uint32_t boot = 0; boot < (bad ? 3u : 1u); boot++) {
             sim_outcome *o = bad && boot < 2 ? crash_at(base + boot * 0x200000, "MatchInstance", 0x2f)
                                               : ok_outcome(base);
             store_outcome_at at = {id, boot, t + boot * 60000, "sensor.sys", true, id * 16 + boot,
                                    boot ? "boot" : "live"};
             assert_int_equal(store_write_outcome(st, &at, o, err, sizeof err), 0);
-            assert_int_equal(store_write_timeline_event(st, id, at.vt_ms, STORE_TIMELINE_EMULATED,
-                                                        NULL, err, sizeof err), 0);
+            timeline_event(st, id, at.vt_ms, STORE_TIMELINE_EMULATED, NULL);
             if (o->kind == SIM_OUTCOME_BUGCHECK) {
-                assert_int_equal(store_write_timeline_event(st, id, at.vt_ms,
-                                                            STORE_TIMELINE_CRASHED, "0x50", err,
-                                                            sizeof err), 0);
-                assert_int_equal(store_write_timeline_event(st, id, at.vt_ms,
-                                                            STORE_TIMELINE_REBOOTED, NULL, err,
-                                                            sizeof err), 0);
+                timeline_event(st, id, at.vt_ms, STORE_TIMELINE_CRASHED, "0x50");
+                timeline_event(st, id, at.vt_ms, STORE_TIMELINE_REBOOTED, NULL);
             } else if (boot > 0) {
-                assert_int_equal(store_write_timeline_event(st, id, at.vt_ms,
-                                                            STORE_TIMELINE_RECOVERED, NULL, err,
-                                                            sizeof err), 0);
+                timeline_event(st, id, at.vt_ms, STORE_TIMELINE_RECOVERED, NULL);
             }
             free(o);
         }
@@ -326,7 +318,7 @@ static void schema_is_created_and_versioned(void **state)
     assert_int_equal(store_close(st, err, sizeof err), 0);
 
     sqlite3 *db = open_db(f->path);
-    assert_string_equal(query1(db, "SELECT value FROM meta WHERE key = 'schema_version'"), "2");
+    assert_string_equal(query1(db, "SELECT value FROM meta WHERE key = 'schema_version'"), "3");
     assert_int_equal(query_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
     assert_int_equal(query_int(db, "PRAGMA application_id"), STORE_APPLICATION_ID);
     assert_string_equal(query1(db, "PRAGMA journal_mode"), "wal");
@@ -343,6 +335,9 @@ static void schema_is_created_and_versioned(void **state)
     assert_null(strstr(store_schema_sql(), "AUTOINCREMENT"));
     assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema "
                                    "WHERE name = 'sqlite_sequence'"), 0);
+    /* The keys and indexes wait for the run's mark. */
+    assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' "
+                                   "AND sql IS NOT NULL"), 0);
     sqlite3_close(db);
 
     /* Opening it again adds to it; the schema is not created twice. */
@@ -523,15 +518,21 @@ static void same_rows_any_order_same_store(void **state)
     assert_int_equal(store_mark_complete(a, 1, 100, err, sizeof err), 0);
     assert_int_equal(store_close(a, err, sizeof err), 0);
 
-    /* The other store gets the same rows shuffled, in small batches, and
-     * some of them twice (a re-written outcome or timeline is harmless). */
+    /* The marked store has its keys and indexes. */
+    sqlite3 *adb = open_db(f->path);
+    assert_int_equal(query_int(adb, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' "
+                                    "AND name IN ('outcomes_key', 'crashes_key', "
+                                    "'dbgprint_key', 'timeline_key', 'crashes_bucket', "
+                                    "'outcomes_kind', 'timeline_kind')"), 7);
+    sqlite3_close(adb);
+
+    /* The other store gets the same rows shuffled, in small batches. */
     store_options opts;
     store_options_init(&opts);
     opts.replace = true;
     opts.batch_rows = 3;
     assert_int_equal(store_open(other, &opts, &b, err, sizeof err), 0);
     write_fleet(b, shuffled, 10);
-    write_fleet(b, shuffled + 5, 3);
     write_run(b);
     assert_int_equal(store_mark_complete(b, 1, 100, err, sizeof err), 0);
     assert_int_equal(store_close(b, err, sizeof err), 0);
@@ -542,19 +543,23 @@ static void same_rows_any_order_same_store(void **state)
     free(da);
     free(db);
 
-    /* An outcome written again as something else loses its crash record. */
-    open_store(other, false, &b);
+    /* An outcome written twice is a caller's bug: its key cannot be built,
+     * the mark says so, and the run is not complete. */
+    open_store(other, true, &b);
+    write_run(b);
     sim_outcome *o = ok_outcome(0xfffff80000000000ull);
     store_outcome_at at = {2, 0, 7742000, "sensor.sys", true, 2, "live"};
     assert_int_equal(store_write_outcome(b, &at, o, err, sizeof err), 0);
+    assert_int_equal(store_write_outcome(b, &at, o, err, sizeof err), 0);
     free(o);
+    assert_int_equal(store_mark_complete(b, 1, 100, err, sizeof err), SIM_EINVAL);
+    assert_non_null(strstr(err, "UNIQUE constraint failed: outcomes.endpoint_id"));
+    assert_non_null(strstr(err, "building the store's indexes"));
     assert_int_equal(store_close(b, err, sizeof err), 0);
     sqlite3 *sdb = open_db(other);
-    assert_int_equal(query_int(sdb, "SELECT count(*) FROM crashes WHERE endpoint_id = 2 "
-                                    "AND boot = 0"), 0);
-    assert_int_equal(query_int(sdb, "SELECT count(*) FROM dbgprint WHERE endpoint_id = 2 "
-                                    "AND boot = 0"), 0);
-    assert_int_equal(query_int(sdb, "SELECT count(*) FROM crashes"), 7);
+    assert_string_equal(query1(sdb, "SELECT status FROM run"), "interrupted");
+    assert_non_null(strstr(query1(sdb, "SELECT reason FROM run"), "UNIQUE constraint"));
+    assert_int_equal(query_int(sdb, "SELECT count(*) FROM outcomes"), 2);
     sqlite3_close(sdb);
 }
 
@@ -725,7 +730,7 @@ static void full_disk_keeps_committed_rows(void **state)
 
     /* It sticks: later rows are refused with the same message. */
     char again[512];
-    assert_int_equal(store_write_timeline_event(st, 1, 0, STORE_TIMELINE_ONLINE, NULL, again,
+    assert_int_equal(store_write_timeline_event(st, 1, 0, 0, STORE_TIMELINE_ONLINE, NULL, again,
                                                 sizeof again),
                      SIM_EIO);
     assert_string_equal(again, err);
@@ -869,7 +874,7 @@ static void bad_arguments_are_refused(void **state)
     open_store(f->path, true, &st);
     store_endpoint e = {.id = 1, .profile = NULL};
     assert_int_equal(store_write_endpoints(st, &e, 1, err, sizeof err), SIM_EINVAL);
-    assert_int_equal(store_write_timeline_event(st, 1, 0, STORE_TIMELINE_COUNT, NULL, err,
+    assert_int_equal(store_write_timeline_event(st, 1, 0, 0, STORE_TIMELINE_COUNT, NULL, err,
                                                 sizeof err),
                      SIM_EINVAL);
     store_artifact a = {STORE_ARTIFACT_COUNT, NULL, "x", NULL, NULL, 0, NULL};
@@ -880,8 +885,7 @@ static void bad_arguments_are_refused(void **state)
     write_run(st);
     /* Every timeline kind and gate action the API names, the schema accepts. */
     for (int k = 0; k < STORE_TIMELINE_COUNT; k++)
-        assert_int_equal(store_write_timeline_event(st, 1, k, (store_timeline_kind)k, NULL, err,
-                                                    sizeof err), 0);
+        timeline_event(st, 1, k, (store_timeline_kind)k, NULL);
     for (int g = 0; g < STORE_GATE_ACTION_COUNT; g++) {
         store_gate_decision d = {0, g, "threshold", (store_gate_action)g, -1, -1, -1, -1, -1, -1,
                                  NAN, NAN, NULL};
