@@ -587,11 +587,12 @@ static int setup(store *st, const store_options *opts, char *err, size_t errlen)
         return sqlite_error(st->path, st->db, rc, err, errlen);
 
     /* synchronous=NORMAL: in WAL mode a commit is an append, not an fsync;
-     * a power cut can lose the last commits but never corrupts. */
+     * a power cut can lose the last commits but never corrupts.  Temporary
+     * storage stays SQLite's default, files: building the indexes sorts
+     * every row, which in memory would grow with the fleet. */
     char sql[160];
     rc = sqlite3_exec(st->db,
-                      "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; "
-                      "PRAGMA temp_store = MEMORY",
+                      "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768",
                       NULL, NULL, NULL);
     if (rc == SQLITE_OK && opts->max_pages) {
         snprintf(sql, sizeof sql, "PRAGMA max_page_count = %u", opts->max_pages);

@@ -27,9 +27,10 @@
 "CREATE UNIQUE INDEX IF NOT EXISTS crashes_key ON crashes (endpoint_id, boot);\n"   \
 "CREATE UNIQUE INDEX IF NOT EXISTS dbgprint_key ON dbgprint (endpoint_id, boot);\n" \
 "CREATE UNIQUE INDEX IF NOT EXISTS timeline_key ON timeline (endpoint_id, vt_ms, seq);\n" \
-"CREATE INDEX IF NOT EXISTS crashes_bucket ON crashes (bucket, endpoint_id);\n"   \
+"CREATE INDEX IF NOT EXISTS crashes_bucket\n"                                    \
+"  ON crashes (bucket, endpoint_id, vt_ms, bugcheck);  -- covers the buckets view\n" \
 "CREATE INDEX IF NOT EXISTS outcomes_kind ON outcomes (kind, endpoint_id);\n"     \
-"CREATE INDEX IF NOT EXISTS timeline_kind ON timeline (kind, endpoint_id);\n"
+"CREATE INDEX IF NOT EXISTS timeline_kind ON timeline (kind, endpoint_id, vt_ms);\n"
 
 #define TABLES \
 "-- fleetsim run store, schema version 3: one run per file.\n"                                 \

@@ -663,7 +663,8 @@ static int load_bucket_cohorts(loader *l)
     report *r = l->r;
     sqlite3_stmt *s;
     int rc = prepare_by(l,
-        "SELECT %s, c.bucket, count(DISTINCT c.endpoint_id) AS n FROM crashes c"
+        "SELECT %s, c.bucket, count(*) AS n"
+        " FROM (SELECT DISTINCT bucket, endpoint_id FROM crashes) c"
         " JOIN endpoints e ON e.id = c.endpoint_id GROUP BY %s, c.bucket "
         "ORDER BY n DESC, c.bucket",
         &s);
