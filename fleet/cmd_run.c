@@ -489,6 +489,15 @@ static int verdict(run_ctx *c, const char *gate, int64_t vt_end)
     return exit_code;
 }
 
+/* Marking the store builds its keys and indexes: a minute at a million
+ * endpoints, which a terminal should not spend in silence. */
+static void say_marking(const run_ctx *c)
+{
+    if (!c->quiet)
+        fprintf(stderr, "fleetsim: %s: building the store's keys and indexes\n",
+                store_path(c->st));
+}
+
 /* The run of one plan into one store (`db`; NULL: "<scenario>.db"). */
 static int run_plan(const run_args *a, const char *plan_name, const char *db, int argc,
                     char **argv)
@@ -538,6 +547,7 @@ static int run_plan(const run_args *a, const char *plan_name, const char *db, in
         fprintf(stderr, "fleetsim: %s\n", c->failure);
     if (c->interrupted || c->failed) {
         exit_code = c->interrupted ? 130 : FLEET_EXIT_UNFAITHFUL;
+        say_marking(c);
         rc = store_mark_interrupted(c->st, exit_code, vt_end,
                                     c->interrupted ? "interrupted" : c->failure, err, sizeof err);
         if (rc < 0)
@@ -545,6 +555,7 @@ static int run_plan(const run_args *a, const char *plan_name, const char *db, in
         print_summary(c, wall);
     } else {
         /* The store is complete before the gate reads it. */
+        say_marking(c);
         rc = store_mark_complete(c->st, c->crashed_eps ? FLEET_EXIT_FAULT : FLEET_EXIT_OK,
                                  vt_end, err, sizeof err);
         print_summary(c, wall);
