@@ -489,7 +489,7 @@ static int verdict(run_ctx *c, const char *gate, int64_t vt_end)
     return exit_code;
 }
 
-/* Marking the store builds its keys and indexes: a minute at a million
+/* Marking the store builds its keys and indexes: about 330 s at a million
  * endpoints, which a terminal should not spend in silence. */
 static void say_marking(const run_ctx *c)
 {
