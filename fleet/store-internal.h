@@ -22,11 +22,6 @@
  */
 void store__blamed_frame(const sim_outcome *o, char *out, size_t room);
 
-/* The schema's two parts (store_schema.c): the tables and views a new store
- * starts with, and the keys and indexes built when its run is marked. */
-const char *store__table_sql(void);
-const char *store__index_sql(void);
-
 /* The store's connection, and "fill err, return rc" as store.c does. */
 sqlite3 *store__db(store *st);
 int store__report(char *err, size_t errlen, int rc, const char *fmt, ...)

@@ -11,7 +11,7 @@
  *     happened to hand rows over.  But the rows come in virtual-time order,
  *     and endpoint-keyed B-trees kept up to date as they come touch pages all
  *     over files far larger than the cache: the big tables are appended to
- *     while the run writes, and their keys and indexes (store__index_sql)
+ *     while the run writes, and their keys and indexes (store_index_sql)
  *     are built by sorting when the run is marked.  So nothing here looks a
  *     row up while the run writes: whether an endpoint crashed in a bucket
  *     before is a set in memory (`seen`), and timeline sequence numbers come
@@ -49,6 +49,7 @@
 
 #include <sqlite3.h>
 
+#include "fleet_gen.h"
 #include "sim.h"
 #include "store-internal.h"
 
@@ -512,7 +513,7 @@ static int create_schema(store *st, char *err, size_t errlen)
              STORE_SCHEMA_VERSION, STORE_SCHEMA_VERSION, STORE_APPLICATION_ID);
     int rc = sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(st->db, store__table_sql(), NULL, NULL, NULL);
+        rc = sqlite3_exec(st->db, store_schema_sql(), NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
@@ -740,11 +741,11 @@ int store_write_run(store *st, const store_run *run, char *err, size_t errlen)
  */
 static int build_indexes(store *st)
 {
-    int rc = sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL);
+    int rc = begin(st);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(st->db, store__index_sql(), NULL, NULL, NULL);
+        rc = sqlite3_exec(st->db, store_index_sql(), NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+        rc = commit(st);
     if (rc != SQLITE_OK) {
         fail(st, rc, NULL, 0);
         snprintf(st->failure + strlen(st->failure), sizeof st->failure - strlen(st->failure),
@@ -933,15 +934,6 @@ static int write_outcome_row(store *st, const store_outcome_at *at, const sim_ou
 
 /* ---- the first crash of an endpoint in a bucket ---------------------------- */
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 /* 64 bits for (endpoint, bucket); never 0.  Two pairs of one run share a
  * fingerprint with odds of about n^2 / 2^65 — then the later one's record
  * keeps no details, the same way at every run. */
@@ -950,7 +942,7 @@ static uint64_t fingerprint(uint64_t endpoint_id, const char *bucket)
     uint64_t h = 0xcbf29ce484222325ull;   /* FNV-1a */
     for (const unsigned char *p = (const unsigned char *)bucket; *p; p++)
         h = (h ^ *p) * 0x100000001b3ull;
-    h = mix64(h ^ mix64(endpoint_id + 0x9e3779b97f4a7c15ull));
+    h = fleet_mix64(h ^ fleet_mix64(endpoint_id));
     return h ? h : 1;
 }
 
@@ -1006,7 +998,7 @@ static int write_crash_row(store *st, const store_outcome_at *at, const sim_outc
 {
     char bucket[STORE_BUCKET_SIZE], symbol[STORE_BUCKET_SIZE];
     store_bucket_key(o, bucket, sizeof bucket);
-    *details = first_in_bucket(st, at->endpoint_id, bucket) || st->all_details;
+    *details = st->all_details || first_in_bucket(st, at->endpoint_id, bucket);
     sqlite3_stmt *s = st->stmt[STMT_CRASH];
     bind_u64(s, 1, at->endpoint_id);
     sqlite3_bind_int64(s, 2, at->boot);

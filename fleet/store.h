@@ -6,9 +6,9 @@
  * endpoints and their attributes, every outcome with its virtual time and
  * boot number, crash records, per-endpoint timelines, rollout rings and gate
  * decisions — and the report layer reads only this file.  The schema is
- * store_schema_sql(); the README's section "The store" shows the same text
- * with example queries (a test checks that the two agree and that the
- * queries run).
+ * store_schema_sql() and store_index_sql(); the README's section "The
+ * store" shows the same text with example queries (a test checks that the
+ * two agree and that the queries run).
  *
  * Every row has a natural key (endpoint id, boot, virtual time, ...), never
  * an AUTOINCREMENT id, so a store's content does not depend on the order in
@@ -102,8 +102,11 @@ int store_flush(store *st, char *err, size_t errlen);
 /* The store's file, as given to store_open. */
 const char *store_path(const store *st);
 
-/* The schema: one SQL text of CREATE TABLE / VIEW / INDEX statements. */
+/* The schema, two SQL texts: the tables and views a new store starts with,
+ * and the keys and indexes built when its rows are all in (store_mark_*,
+ * store_merge).  The README shows the first, then the second. */
 const char *store_schema_sql(void);
+const char *store_index_sql(void);
 
 /* ---- the run ---------------------------------------------------------- */
 

@@ -224,7 +224,7 @@ int store_merge(store *st, const char *const *paths, size_t n, char *err, size_t
                   store_path(st), err, errlen);
     /* The keys and indexes, as a run's mark builds them, over all the rows. */
     if (rc == 0)
-        rc = exec(db, store__index_sql(), store_path(st), err, errlen);
+        rc = exec(db, store_index_sql(), store_path(st), err, errlen);
     if (rc < 0) {
         if (strstr(err, "UNIQUE constraint failed"))
             snprintf(err, errlen, "store: the shards overlap (an endpoint is in two of them); "

@@ -10,10 +10,12 @@
 #include "store.h"
 
 /*
- * store_write_timeline_event with its seq counted as the run loop counts it
- * (0 for an endpoint's first event at a virtual time, then 1, 2, ...), for
- * fixtures that write each endpoint's events at one time one after the
- * other; fails the test when the store refuses.
+ * store_write_timeline_event with a seq that keeps (endpoint, time, seq)
+ * unique: 0 for an endpoint's first event at a virtual time, then 1, 2, ...
+ * (the run loop numbers an endpoint's events through the whole run; either
+ * orders the events at one time).  For fixtures that write each endpoint's
+ * events at one time one after the other; fails the test when the store
+ * refuses.
  */
 void timeline_event(store *st, uint64_t endpoint_id, int64_t vt_ms, store_timeline_kind kind,
                     const char *detail);
