@@ -32,54 +32,6 @@ int teardown_dir(void **state)
     return 0;
 }
 
-static void fill_frame(sim_frame *fr, const char *module, const char *function,
-                       uint64_t offset, uint64_t rip)
-{
-    memset(fr, 0, sizeof *fr);
-    snprintf(fr->module, sizeof fr->module, "%s", module);
-    snprintf(fr->function, sizeof fr->function, "%s", function);
-    fr->offset = offset;
-    fr->rip = rip;
-    fr->rsp = 0xffffd00000001000ull;
-}
-
-/* A 0x50 read of a stale pointer in sensor!<function>, the image loaded at `base`. */
-sim_outcome *crash_at(uint64_t base, const char *function, uint64_t offset)
-{
-    sim_outcome *o = calloc(1, sizeof *o);
-    assert_non_null(o);
-    o->kind = SIM_OUTCOME_BUGCHECK;
-    o->image_base = base;
-    o->bugcheck = 0x50;
-    o->params[0] = 0xffff840500000074ull;
-    o->params[2] = base + 0x1000 + offset;
-    o->params[3] = 2;
-    o->has_fault = true;
-    o->fault.rip = base + 0x1000 + offset;
-    snprintf(o->fault.module, sizeof o->fault.module, "sensor");
-    snprintf(o->fault.function, sizeof o->fault.function, "%s", function);
-    o->fault.offset = offset;
-    snprintf(o->fault.instruction, sizeof o->fault.instruction, "mov r9d, dword ptr [r8]");
-    o->fault.address = 0xffff840500000074ull;
-    o->fault.access = SIM_ACCESS_READ;
-    o->fault.address_class = SIM_ADDR_KERNEL;
-    o->regs.r8 = o->fault.address;
-    o->regs.rip = o->fault.rip;
-    o->ndisasm = 2;
-    o->disasm[0].address = o->fault.rip - 4;
-    snprintf(o->disasm[0].text, sizeof o->disasm[0].text, "mov r8, qword ptr [rax + 0xa0]");
-    o->disasm[1].address = o->fault.rip;
-    snprintf(o->disasm[1].text, sizeof o->disasm[1].text, "mov r9d, dword ptr [r8]");
-    o->nframes = 4;
-    fill_frame(&o->stack[0], "sensor", function, offset, o->fault.rip);
-    fill_frame(&o->stack[1], "sensor", "ProcessChannelFile", 0x1a3, base + 0x2000);
-    fill_frame(&o->stack[2], "sensor", "unknown_function", 0x5123, base + 0x5123);
-    fill_frame(&o->stack[3], "nt", "IopLoadDriver", 0x4a1, 0xfffff80300004a1ull);
-    snprintf(o->phase, sizeof o->phase, "DriverEntry");
-    o->loglen = (size_t)snprintf(o->log, sizeof o->log, "sensor: loading channel file\n");
-    return o;
-}
-
 /* The machine stops responding: a loop in sensor!WaitForChannel. */
 static sim_outcome *hang_at(uint64_t base)
 {
@@ -110,17 +62,6 @@ static sim_outcome *unsupported_api(uint64_t base)
     return o;
 }
 
-static sim_outcome *ok_outcome(uint64_t base)
-{
-    sim_outcome *o = calloc(1, sizeof *o);
-    assert_non_null(o);
-    o->kind = SIM_OUTCOME_OK;
-    o->status_valid = true;
-    o->image_base = base;
-    o->instructions = 4242;
-    return o;
-}
-
 /* The bucket keys, as the store computes them (test_store checks their form). */
 char KEY_X[STORE_BUCKET_SIZE], KEY_Y[STORE_BUCKET_SIZE], KEY_Z[STORE_BUCKET_SIZE];
 
@@ -136,16 +77,6 @@ int compute_keys(void **state)
     free(y);
     free(z);
     return rc;
-}
-
-void open_store(const char *path, store **st)
-{
-    store_options opts;
-    store_options_init(&opts);
-    opts.replace = true;
-    char err[512];
-    if (store_open(path, &opts, st, err, sizeof err) != 0)
-        fail_msg("store_open: %s", err);
 }
 
 void write_run(store *st, uint64_t fleet_size)
@@ -246,7 +177,7 @@ void write_main_store(const char *path, int status)
 {
     store *st = NULL;
     char err[512];
-    open_store(path, &st);
+    open_store(path, true, &st);
     write_run(st, FLEET);
     write_artifacts(st);
     for (uint64_t id = 0; id < FLEET; id++) {
@@ -306,7 +237,7 @@ void write_simple_store(const char *path, const cohort_spec *specs, size_t n, in
 {
     store *st = NULL;
     char err[512];
-    open_store(path, &st);
+    open_store(path, true, &st);
     uint64_t total = 0;
     for (size_t c = 0; c < n; c++)
         total += specs[c].reached;

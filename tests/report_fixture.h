@@ -38,6 +38,7 @@
 #include "report.h"
 #include "sim.h"
 #include "store.h"
+#include "store_fixture.h"
 
 #define assert_near(a, b, tol)                                                       \
     do {                                                                             \
@@ -119,8 +120,6 @@ int teardown_dir(void **state);
 int compute_keys(void **state);
 
 /* Writing stores. */
-sim_outcome *crash_at(uint64_t base, const char *function, uint64_t offset);
-void open_store(const char *path, store **st);
 void write_run(store *st, uint64_t fleet_size);
 void write_artifacts(store *st);
 void mark(store *st, int status);

@@ -525,7 +525,7 @@ static void buckets_group_a_fault_across_image_bases(void **state)
     /* The disassembly ends at the faulting instruction. */
     assert_int_equal(count(x->disasm, "\n"), 2);
     assert_true(ends_with(x->disasm, "  mov r9d, dword ptr [r8]\n"));
-    assert_contains(x->disasm, "mov r8, qword ptr [rax + 0xa0]");
+    assert_contains(x->disasm, "mov r8, qword ptr [rax + \"0xa0\"]");
 
     /* The cohorts each bucket hit. */
     assert_int_equal(x->ncohorts, 1);
@@ -647,7 +647,7 @@ static void examples_reach_past_long_boot_loops(void **state)
     fixture *f = *state;
     store *st = NULL;
     char err[512];
-    open_store(f->path, &st);
+    open_store(f->path, true, &st);
     write_run(st, 3);
     write_artifacts(st);
     for (uint64_t id = 0; id < 3; id++) {
@@ -687,7 +687,7 @@ static void examples_without_a_known_image(void **state)
     fixture *f = *state;
     store *st = NULL;
     char err[512];
-    open_store(f->path, &st);
+    open_store(f->path, true, &st);
     write_run(st, 1);
     store_endpoint e = {.id = 0, .profile = WIN10, .sensor = "7.11", .seed = 1, .ring = -1};
     assert_int_equal(store_write_endpoints(st, &e, 1, err, sizeof err), 0);
@@ -889,7 +889,7 @@ static void load_errors_name_the_path(void **state)
 
     /* A store whose run never started has no run row. */
     store *st = NULL;
-    open_store(f->other, &st);
+    open_store(f->other, true, &st);
     assert_int_equal(store_close(st, NULL, 0), 0);
     check_load_error(f->other, "no run");
 

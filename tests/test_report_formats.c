@@ -80,6 +80,8 @@ static void json_report(void **state)
     assert_string_equal(json_get(doc, "$.buckets[0].bugcheck"), "0x50");
     assert_string_equal(json_get(doc, "$.buckets[2].bugcheck"), "<null>");
     assert_contains(json_get(doc, "$.buckets[0].stack[0]"), "sensor!MatchInstance+0x2f");
+    /* The disassembly quotes a word: escaped in the document, the same when read back. */
+    assert_contains(json_get(doc, "$.buckets[0].disasm[0]"), "qword ptr [rax + \"0xa0\"]");
     assert_contains(json_get(doc, "$.buckets[0].examples[0].command"), IMAGE_PATH);
     assert_string_equal(json_get(doc, "$.buckets_total"), "3");
     assert_string_equal(json_get(doc, "$.series[47].received"), "30");

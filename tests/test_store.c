@@ -52,82 +52,6 @@ static int teardown_dir(void **state)
     return 0;
 }
 
-static void fill_frame(sim_frame *fr, const char *module, const char *function,
-                       uint64_t offset, uint64_t rip)
-{
-    memset(fr, 0, sizeof *fr);
-    snprintf(fr->module, sizeof fr->module, "%s", module);
-    snprintf(fr->function, sizeof fr->function, "%s", function);
-    fr->offset = offset;
-    fr->rip = rip;
-    fr->rsp = 0xffffd00000001000ull;
-}
-
-/* A 0x50 read of a stale pointer in sensor!MatchInstance, loaded at `base`. */
-static sim_outcome *crash_at(uint64_t base, const char *function, uint64_t offset)
-{
-    sim_outcome *o = calloc(1, sizeof *o);
-    assert_non_null(o);
-    o->kind = SIM_OUTCOME_BUGCHECK;
-    o->image_base = base;
-    o->bugcheck = 0x50;
-    o->params[0] = 0xffff840500000074ull;
-    o->params[1] = 0;
-    o->params[2] = base + 0x1000 + offset;
-    o->params[3] = 2;
-    o->has_fault = true;
-    o->fault.rip = base + 0x1000 + offset;
-    snprintf(o->fault.module, sizeof o->fault.module, "sensor");
-    snprintf(o->fault.function, sizeof o->fault.function, "%s", function);
-    o->fault.offset = offset;
-    snprintf(o->fault.instruction, sizeof o->fault.instruction, "mov r9d, dword ptr [r8]");
-    o->fault.address = 0xffff840500000074ull;
-    o->fault.access = SIM_ACCESS_READ;
-    o->fault.address_class = SIM_ADDR_KERNEL;
-    o->fault.irql = 0;
-    o->regs.r8 = 0xffff840500000074ull;
-    o->regs.rip = o->fault.rip;
-    o->ndisasm = 2;
-    o->disasm[0].address = o->fault.rip - 4;
-    snprintf(o->disasm[0].text, sizeof o->disasm[0].text, "mov r8, qword ptr [rax + \"0xa0\"]");
-    o->disasm[1].address = o->fault.rip;
-    snprintf(o->disasm[1].text, sizeof o->disasm[1].text, "mov r9d, dword ptr [r8]");
-    o->nframes = 2;
-    fill_frame(&o->stack[0], "sensor", function, offset, o->fault.rip);
-    fill_frame(&o->stack[1], "sensor", "ProcessChannelFile", 0x1a3, base + 0x2000);
-    snprintf(o->phase, sizeof o->phase, "DriverEntry");
-    snprintf(o->detail, sizeof o->detail, "read of unmapped kernel address");
-    o->loglen = (size_t)snprintf(o->log, sizeof o->log, "sensor: loading channel file\n");
-    o->instructions = 123456;
-    o->events_delivered = 3;
-    return o;
-}
-
-static sim_outcome *ok_outcome(uint64_t base)
-{
-    sim_outcome *o = calloc(1, sizeof *o);
-    assert_non_null(o);
-    o->kind = SIM_OUTCOME_OK;
-    o->status_valid = true;
-    o->status = SIM_STATUS_SUCCESS;
-    o->image_base = base;
-    o->instructions = 4242;
-    snprintf(o->phase, sizeof o->phase, "process-notify");
-    o->loglen = (size_t)snprintf(o->log, sizeof o->log, "ok\n");
-    return o;
-}
-
-static void open_store(const char *path, bool replace, store **st)
-{
-    store_options opts;
-    store_options_init(&opts);
-    opts.replace = replace;
-    char err[512];
-    int rc = store_open(path, &opts, st, err, sizeof err);
-    if (rc != 0)
-        fail_msg("store_open: %s", err);
-}
-
 static void write_run(store *st)
 {
     store_run run = {
@@ -465,7 +389,7 @@ static void run_reads_back_with_plain_sql(void **state)
     assert_string_equal(query1(db, "SELECT group_concat(json_extract(value, '$.function'), ' < ') "
                                    "FROM crashes, json_each(stack) "
                                    "WHERE endpoint_id = 2 AND boot = 0"),
-                        "MatchInstance < ProcessChannelFile");
+                        "MatchInstance < ProcessChannelFile < unknown_function < IopLoadDriver");
     assert_int_equal(query_int(db, "SELECT count(*) FROM crashes WHERE stack IS NOT NULL AND "
                                    "(NOT json_valid(stack) OR NOT json_valid(disasm) OR "
                                    "NOT json_valid(registers))"), 0);
