@@ -15,7 +15,13 @@
 #define BLOCK_CACHE_BITS 16
 #define BLOCK_CACHE (1u << BLOCK_CACHE_BITS) /* entries: instruction counts of blocks */
 #define MAX_FIXED_REGIONS 8
-#define MAX_REGIONS (MAX_FIXED_REGIONS + MAX_SLOTS * 24 + MAX_POOL_WINDOWS)
+/*
+ * Runs of pages with one protection in a mapped image: a section changes
+ * the protection at most at its first page and after its last, the headers
+ * once more.
+ */
+#define MAX_SLOT_RUNS (2 * SIM_IMAGE_MAX_SECTIONS + 2)
+#define MAX_REGIONS (MAX_FIXED_REGIONS + MAX_SLOTS * MAX_SLOT_RUNS + MAX_POOL_WINDOWS)
 
 /* 2024-07-19 00:00:00 UTC as a FILETIME: the default boot time. */
 #define DEFAULT_BOOT_TIME 133658208000000000ull

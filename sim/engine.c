@@ -129,6 +129,8 @@ static int slot_name_regions(sim_slot *s, const sim_image *image)
         while (q < pages && s->page_prot[q] == prot)
             q++;
         if (prot) {
+            if (s->nregions == MAX_SLOT_RUNS)
+                return SIM_ERANGE; /* not with SIM_IMAGE_MAX_SECTIONS sections */
             const sim_section *sec = sim_image_section_at(image, (uint32_t)(p * PAGE));
             char name[64];
             snprintf(name, sizeof name, "%s %s", image->name, sec ? sec->name : "headers");
@@ -155,7 +157,7 @@ static void rebuild_regions(sim_engine *e)
     for (size_t i = 0; i < MAX_SLOTS; i++)
         if (e->slots[i].used)
             slot_regions(&e->slots[i], e->regions, &n);
-    for (size_t i = 0; i < e->npools; i++)
+    for (size_t i = 0; i < e->npools && n < MAX_REGIONS; i++)
         add_region(e->regions, &n, e->pools[i].base, e->pools[i].size,
                    SIM_PROT_R | SIM_PROT_W, e->pools[i].host, "pool");
     qsort(e->regions, n, sizeof *e->regions, region_cmp);
@@ -617,6 +619,8 @@ fail:
     memset(s, 0, sizeof *s);
     if (rc == SIM_ENOMEM)
         sim__set_err(err, errlen, "out of memory mapping the image");
+    else if (rc == SIM_ERANGE)
+        sim__set_err(err, errlen, "the image has more runs of page protections than sections allow");
     return rc;
 }
 

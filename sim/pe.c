@@ -32,7 +32,6 @@
 /* Limits: far above any real driver, low enough that no count can blow up. */
 #define PE_MAX_FILE (256ull << 20)
 #define PE_MAX_IMAGE (64ull << 20)
-#define PE_MAX_SECTIONS 96u
 #define PE_MAX_DESCRIPTORS 4096u
 #define PE_MAX_IMPORTS 65536u
 #define PE_MAX_EXPORTS 65536u
@@ -268,8 +267,8 @@ static int parse_sections(pe_parser *p, uint64_t table, uint32_t count)
 
     if (count == 0)
         return fail(p, "the image has no sections");
-    if (count > PE_MAX_SECTIONS)
-        return fail(p, "%u sections (at most %u)", count, PE_MAX_SECTIONS);
+    if (count > SIM_IMAGE_MAX_SECTIONS)
+        return fail(p, "%u sections (at most %u)", count, SIM_IMAGE_MAX_SECTIONS);
     if (table + (uint64_t)count * SECTION_HEADER_SIZE > p->size)
         return fail(p, "section table (%u sections at 0x%llx) runs past the end of the "
                     "file (size 0x%zx)", count, (unsigned long long)table, p->size);

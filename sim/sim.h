@@ -158,6 +158,9 @@ typedef struct sim_runtime_function {
     uint32_t begin, end, unwind;
 } sim_runtime_function;
 
+/* Sections an image may have: the loader refuses more. */
+#define SIM_IMAGE_MAX_SECTIONS 96u
+
 typedef struct sim_image {
     char name[64];           /* file name, e.g. "sensor-7.11.sys" */
     char module[64];         /* module name for symbols, e.g. "sensor" */

@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PF_MAX_SECTIONS 16
+#define PF_MAX_SECTIONS 90
 #define PF_MAX_IMPORTS 64
 #define PF_MAX_EXPORTS 64
 #define PF_MAX_RELOCS 256

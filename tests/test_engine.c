@@ -8,10 +8,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "pe_forge.h"
 #include "support.h"
 
 static sim_outcome a, b;
@@ -194,6 +196,59 @@ static void an_import_the_build_lacks_stops_the_load(void **state)
     sim_image_destroy(image);
 }
 
+/*
+ * An image of many small sections whose protections alternate, at every
+ * KASLR slot a profile allows: the engine keeps each slot's runs of pages
+ * in its region map (for fault classification and disassembly), and the
+ * map must hold them all, however many slots and sections.
+ */
+static void many_sections_at_many_slots(void **state)
+{
+    (void)state;
+    static const uint8_t bytes[16] = {1};
+    pf_image img;
+    pf_layout l;
+    pf_init_driver(&img);
+    while (img.nsections < 76) /* the section table still fits below 0x1000 */
+        pf_add_section(&img, img.nsections % 2 ? ".rd" : ".rw",
+                       img.nsections % 2 ? PF_SCN_RDATA : PF_SCN_DATA, bytes, sizeof bytes, 0);
+    uint8_t *file = pf_build(&img, &l);
+    sim_image *image = NULL;
+    char err[256] = "";
+    if (sim_image_parse(file, l.size, "many.sys", &image, err, sizeof err) != 0)
+        fail_msg("parse: %s", err);
+    assert_true(image->nsections > 76);
+
+    sim_profile pr = *sim_profile_default();
+    pr.kaslr_slots = 64;
+    sim_engine *engine = support_engine();
+    uint64_t bases[64];
+    size_t distinct = 0;
+    for (uint64_t seed = 1; seed <= 400 && distinct < 48; seed++) {
+        support_run(engine, image, &pr, seed, &a);
+        size_t j = 0;
+        while (j < distinct && bases[j] != a.image_base)
+            j++;
+        if (j == distinct)
+            bases[distinct++] = a.image_base;
+    }
+    /* 48 slots of over 76 runs each: far more than 24 a slot.  Every slot
+     * still runs as on a fresh engine (the forged driver faults in
+     * DriverEntry: the same fault, classified the same way). */
+    assert_int_equal(distinct, 48);
+    sim_engine *fresh = support_engine();
+    for (uint64_t seed = 1; seed <= 8; seed++) {
+        support_run(engine, image, &pr, seed, &a);
+        support_run(fresh, image, &pr, seed, &b);
+        assert_same_outcome(&a, &b);
+        assert_string_equal(a.fault.module, "many");
+    }
+    sim_engine_destroy(fresh);
+    sim_engine_destroy(engine);
+    sim_image_destroy(image);
+    free(file);
+}
+
 static void bad_arguments_are_refused(void **state)
 {
     (void)state;
@@ -216,6 +271,7 @@ int main(void)
         cmocka_unit_test(the_seed_draws_the_base_and_relocations_follow),
         cmocka_unit_test(a_seed_gives_the_same_outcome_on_any_engine),
         cmocka_unit_test(an_import_the_build_lacks_stops_the_load),
+        cmocka_unit_test(many_sections_at_many_slots),
         cmocka_unit_test(bad_arguments_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
