@@ -669,12 +669,15 @@ static bool coff_name(const uint8_t *sym, const uint8_t *strtab, uint64_t strsiz
     uint64_t off = rd32(sym + 4);
     if (!strtab || off < 4 || off >= strsize)
         return false;
+    /* Only as far as a name is kept: scanning a whole damaged table for
+     * every symbol would make parsing quadratic in the file's size. */
     const uint8_t *s = strtab + off;
-    const uint8_t *nul = memchr(s, 0, strsize - off);
-    if (!nul)
-        return false;
+    uint64_t left = strsize - off;
+    const uint8_t *nul = memchr(s, 0, left < PE_MAX_SYMBOL_NAME ? left : PE_MAX_SYMBOL_NAME);
+    if (!nul && left <= PE_MAX_SYMBOL_NAME)
+        return false; /* unterminated at the table's end */
     *name = (const char *)s;
-    *len = (size_t)(nul - s);
+    *len = nul ? (size_t)(nul - s) : PE_MAX_SYMBOL_NAME;
     return true;
 }
 

@@ -244,6 +244,33 @@ static void test_damaged_symbol_table_is_ignored(void **state)
     img = parse_ok(f, l.string_table + 6, "forged.sys");
     assert_int_equal(img->nsymbols, 2);
     sim_image_destroy(img);
+
+    /* 300,000 long names into an 8 MiB string table with no NUL in it:
+     * each name is read as far as a name is kept (1024 bytes), so this
+     * parses at once instead of scanning 2.4 TB. */
+    const uint64_t nsyms = 300000, strsize = 8u << 20;
+    size_t big_size = l.size + nsyms * 18 + strsize;
+    uint8_t *big = calloc(1, big_size);
+    assert_non_null(big);
+    memcpy(big, f, l.size);
+    pf_put32(big + l.file_header + 8, (uint32_t)l.size);
+    pf_put32(big + l.file_header + 12, (uint32_t)nsyms);
+    for (uint64_t i = 0; i < nsyms; i++) {
+        uint8_t *sym = big + l.size + i * 18;
+        pf_put32(sym + 4, 4);              /* long name at offset 4 */
+        pf_put32(sym + 8, (uint32_t)(i % 0x60));
+        sym[12] = 1;                       /* .text */
+        sym[14] = 0x20;                    /* a function */
+        sym[16] = 2;                       /* external */
+    }
+    uint8_t *strtab = big + l.size + nsyms * 18;
+    pf_put32(strtab, (uint32_t)strsize);
+    memset(strtab + 4, 'A', strsize - 4);
+    img = parse_ok(big, big_size, "forged.sys");
+    assert_true(img->nsymbols > 0);
+    assert_int_equal(strlen(img->symbols[0].name), 1024);
+    sim_image_destroy(img);
+    free(big);
     free(f);
 }
 
