@@ -32,8 +32,8 @@
 #endif
 
 static const char usage[] =
-    "fleetsim run SCENARIO [--fleet-size N] [--seed N] [--jobs N] [--db PATH] [--shard K/N]\n"
-    "             [--gate EXPR] [--plan NAME | --compare-plans] [--images DIR] [--profiles DIR]\n"
+    "fleetsim run SCENARIO [--fleet-size N] [--seed N] [--duration D] [--jobs N] [--db PATH]\n"
+    "             [--shard K/N] [--gate EXPR] [--plan NAME | --compare-plans] [--images DIR] [--profiles DIR]\n"
     "             [--content-dir DIR] [--quiet]";
 
 /* ---- inputs ---------------------------------------------------------------- */
@@ -96,6 +96,7 @@ static void free_blobs(blob_list *l)
 
 typedef struct run_args {
     const char *scenario, *db, *images, *profiles, *content_dir, *shard, *gate, *plan;
+    const char *duration;
     bool compare_plans;
     uint64_t fleet_size, seed, jobs;
     bool has_fleet_size, has_seed, quiet;
@@ -110,7 +111,8 @@ static int parse_args(int argc, char **argv, run_args *a)
         {"content-dir", required_argument, NULL, 'c'}, {"quiet", no_argument, NULL, 'q'},
         {"shard", required_argument, NULL, 'S'},      {"gate", required_argument, NULL, 'g'},
         {"plan", required_argument, NULL, 'P'},       {"compare-plans", no_argument, NULL, 'C'},
-        {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0},
+        {"duration", required_argument, NULL, 'D'},  {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int opt;
 
@@ -134,6 +136,7 @@ static int parse_args(int argc, char **argv, run_args *a)
             if (!fleet_parse_u64(optarg, &a->jobs) || a->jobs == 0 || a->jobs > 256)
                 return fleet_usage_error(usage, "--jobs: want 1..256, got %s", optarg);
             break;
+        case 'D': a->duration = optarg; break;
         case 'd': a->db = optarg; break;
         case 'i': a->images = optarg; break;
         case 'p': a->profiles = optarg; break;
@@ -155,7 +158,7 @@ static int parse_args(int argc, char **argv, run_args *a)
                    "Play SCENARIO's fleet forward in virtual time: endpoints check in, receive\n"
                    "the update (by the rollout plan's rings), run the driver on it in emulation,\n"
                    "crash, reboot, loop or recover; every outcome goes to one SQLite store.\n\n"
-                   "  --fleet-size N, --seed N   override the scenario's\n"
+                   "  --fleet-size N, --seed N, --duration D   override the scenario's\n"
                    "  --jobs N          worker threads, each with a reused engine (default 2);\n"
                    "                    the results are the same for any N\n"
                    "  --db PATH         the store (default <scenario name>.db; replaced)\n"
@@ -421,6 +424,8 @@ static int prepare(run_ctx *c, const run_args *a, const char *plan_name,
         snprintf(num, sizeof num, "%" PRIu64, a->seed);
         rc = scenario_override(c->sc, "seed", num, err, sizeof err);
     }
+    if (rc == 0 && a->duration)
+        rc = scenario_override(c->sc, "duration", a->duration, err, sizeof err);
     if (rc < 0 || (rc = setup(c, a, err, sizeof err)) < 0 ||
         (rc = fleet_gen_create(c->sc, &c->gen, err, sizeof err)) < 0) {
         fprintf(stderr, "fleetsim: %s\n", err);

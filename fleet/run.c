@@ -43,7 +43,7 @@
 
 #include "run-internal.h"
 
-#define MAX_JOB_FILES 16
+#define MAX_JOB_FILES SCENARIO_MAX_FILES /* the scenario refuses more */
 #define MAX_JOB_EVENTS 512
 /*
  * Consecutive crashing boots after which a machine stays at the recovery

@@ -381,7 +381,7 @@ static int parse_content(parser *p, yaml_node_t *n, const char *what, bool on_di
         scenario_content *c = &out->items[out->count];
         if (e->type == YAML_MAPPING_NODE) {
             static const char *const keys[] = {"file", "installed_at"};
-            yaml_node_t *v[2], *k[2];
+            yaml_node_t *v[2] = {NULL, NULL}, *k[2];
             if ((rc = sim_yaml_fields(&p->y, e, what, keys, on_disk ? 2 : 1, v, k)))
                 return rc;
             if (!v[0])
@@ -389,6 +389,11 @@ static int parse_content(parser *p, yaml_node_t *n, const char *what, bool on_di
             file = v[0];
             if (v[1] && (rc = get_time(p, v[1], "installed_at", &c->installed_at_ms)))
                 return rc;
+            if (c->installed_at_ms > 0)
+                return sim_yaml_fail(&p->y, v[1],
+                                     "%s.installed_at: after the start; files on disk are "
+                                     "there when the run starts (a file that arrives later "
+                                     "is the update)", what);
         }
         const char *name = NULL;
         if ((rc = sim_yaml_scalar(&p->y, file, "a content file name", &name)))
@@ -991,6 +996,22 @@ static int bind_rings(scenario *s, char *err, size_t errlen)
 
 int scenario__finish(scenario *s, char *err, size_t errlen)
 {
+    /* An endpoint holds the files on disk and, once it has it, the update
+     * or the revert: all of them must fit in a run. */
+    const scenario_content_list *later =
+        s->revert_content.count > s->update_content.count ? &s->revert_content
+                                                          : &s->update_content;
+    if (s->on_disk.count + later->count > SCENARIO_MAX_FILES) {
+        bool on_disk = s->on_disk.count > SCENARIO_MAX_FILES;
+        const scenario_content *c = on_disk ? &s->on_disk.items[SCENARIO_MAX_FILES]
+                                            : &later->items[SCENARIO_MAX_FILES -
+                                                            s->on_disk.count];
+        return scenario__report(err, errlen, c->mark,
+                                "\"%s\": more than %u content files on an endpoint (%zu on "
+                                "disk, %zu delivered with the %s)", c->file,
+                                SCENARIO_MAX_FILES, s->on_disk.count, later->count,
+                                later == &s->revert_content ? "revert" : "update");
+    }
     const scenario_names *regions = &s->attrs[SCENARIO_ATTR_REGION];
     for (size_t i = 0; i < s->online_names.count; i++) {
         const scenario_name *o = &s->online_names.items[i];
@@ -1103,13 +1124,7 @@ int scenario_parse(const char *text, size_t len, const char *path, unsigned flag
     parser p = {{s->path, &doc, err, errlen, &wording}, s, text ? text : "", len};
     int rc = 0;
     if (!yaml_parser_load(&yp, &doc)) {
-        scenario_mark m = {path, (uint32_t)yp.problem_mark.line + 1,
-                           (uint32_t)yp.problem_mark.column + 1};
-        rc = yp.error == YAML_MEMORY_ERROR
-                 ? sim_yaml_nomem(err, errlen)
-                 : scenario__report(err, errlen, m, "%s%s%s",
-                                    yp.problem ? yp.problem : "malformed YAML",
-                                    yp.context ? " " : "", yp.context ? yp.context : "");
+        rc = sim_yaml_parser_error(&yp, path, text, len, err, errlen);
         yaml_parser_delete(&yp);
         scenario_destroy(s);
         return rc;
@@ -1127,9 +1142,7 @@ int scenario_parse(const char *text, size_t len, const char *path, unsigned flag
     if (rc == 0) {
         /* One document per file: a second one is most likely a mistake. */
         if (!yaml_parser_load(&yp, &doc)) {
-            scenario_mark m = {path, (uint32_t)yp.problem_mark.line + 1,
-                               (uint32_t)yp.problem_mark.column + 1};
-            rc = scenario__report(err, errlen, m, "%s", yp.problem ? yp.problem : "malformed YAML");
+            rc = sim_yaml_parser_error(&yp, path, text, len, err, errlen);
         } else {
             yaml_node_t *second = yaml_document_get_root_node(&doc);
             if (second)

@@ -50,6 +50,8 @@ const char *scenario_attr_name(scenario_attr attr);
 #define SCENARIO_MAX_TENANTS 1000000u
 #define SCENARIO_MAX_FLEET 4000000000u
 #define SCENARIO_NAME_MAX 63
+/* Content files an endpoint holds at once: on disk, and the update or revert. */
+#define SCENARIO_MAX_FILES 64u
 
 /* Where something was written: file (the scenario or the inventory), 1-based
  * line and column (column 0 for inventory rows). */

@@ -630,17 +630,6 @@ void sim_profile_list_destroy(sim_profile **list, size_t count)
     sim_free(list);
 }
 
-/* The parser's own complaint, at its mark. */
-static int yaml_error(const yaml_parser_t *yp, const char *path, char *err, size_t errlen)
-{
-    if (yp->error == YAML_MEMORY_ERROR)
-        return sim_yaml_nomem(err, errlen);
-    const yaml_mark_t *m = yp->problem ? &yp->problem_mark : &yp->context_mark;
-    return sim_yaml_report(err, errlen, path, m->line + 1, m->column + 1, "%s%s%s",
-                           yp->problem ? yp->problem : "malformed YAML", yp->context ? " " : "",
-                           yp->context ? yp->context : "");
-}
-
 int sim__profile_parse(const char *text, size_t len, const char *path, sim_profile **out,
                        char *err, size_t errlen)
 {
@@ -671,7 +660,7 @@ int sim__profile_parse(const char *text, size_t len, const char *path, sim_profi
     yaml_parser_set_input_string(&yp, (const unsigned char *)(text ? text : ""), len);
     int rc;
     if (!yaml_parser_load(&yp, &doc)) {
-        rc = yaml_error(&yp, path, err, errlen);
+        rc = sim_yaml_parser_error(&yp, path, text, len, err, errlen);
         yaml_parser_delete(&yp);
         sim_profile_destroy(pr);
         return rc;
@@ -689,7 +678,7 @@ int sim__profile_parse(const char *text, size_t len, const char *path, sim_profi
     if (rc == 0) {
         /* One document per file: a second one is most likely a mistake. */
         if (!yaml_parser_load(&yp, &doc)) {
-            rc = yaml_error(&yp, path, err, errlen);
+            rc = sim_yaml_parser_error(&yp, path, text, len, err, errlen);
         } else {
             yaml_node_t *second = yaml_document_get_root_node(&doc);
             if (second)

@@ -19,6 +19,32 @@ int sim_yaml_nomem(char *err, size_t errlen)
     return SIM_ENOMEM;
 }
 
+int sim_yaml_parser_error(const yaml_parser_t *yp, const char *path, const char *text,
+                          size_t len, char *err, size_t errlen)
+{
+    if (yp->error == YAML_MEMORY_ERROR)
+        return sim_yaml_nomem(err, errlen);
+    const char *problem = yp->problem ? yp->problem : "malformed YAML";
+    if (yp->error == YAML_READER_ERROR) {
+        size_t line = 1, column = 1;
+        for (size_t i = 0; text && i < yp->problem_offset && i < len; i++) {
+            if (text[i] == '\n') {
+                line++;
+                column = 1;
+            } else if (((unsigned char)text[i] & 0xC0) != 0x80) {
+                column++; /* a character, not a UTF-8 continuation byte */
+            }
+        }
+        if (yp->problem_value >= 0)
+            return sim_yaml_report(err, errlen, path, line, column, "%s (byte 0x%02X)", problem,
+                                   (unsigned)yp->problem_value & 0xFFu);
+        return sim_yaml_report(err, errlen, path, line, column, "%s", problem);
+    }
+    const yaml_mark_t *m = yp->problem ? &yp->problem_mark : &yp->context_mark;
+    return sim_yaml_report(err, errlen, path, m->line + 1, m->column + 1, "%s%s%s", problem,
+                           yp->context ? " " : "", yp->context ? yp->context : "");
+}
+
 int sim_yaml_vreport(char *err, size_t errlen, const char *path, size_t line, size_t column,
                      const char *fmt, va_list ap)
 {

@@ -54,6 +54,15 @@ int sim_yaml_vreport(char *err, size_t errlen, const char *path, size_t line, si
 int sim_yaml_report(char *err, size_t errlen, const char *path, size_t line, size_t column,
                     const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
+/*
+ * libyaml's own complaint about the text it was given (yp->error set), at
+ * the line and column it points to: a reader error (bytes that are not
+ * UTF-8, control characters) carries only a byte offset into `text`, which
+ * is turned into a line and column here, and the byte is named.
+ */
+int sim_yaml_parser_error(const yaml_parser_t *yp, const char *path, const char *text,
+                          size_t len, char *err, size_t errlen);
+
 /* Append "a, b, c" to err, as much as fits; with mark_cut, "..." if not all did. */
 void sim_yaml_append_list(char *err, size_t errlen, const char *const *names, size_t n,
                           bool mark_cut);

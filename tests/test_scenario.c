@@ -407,6 +407,11 @@ static const struct {
      "snip.yaml:11:27: ", "unknown key \"installed_at\" in update.content; known: file"},
     {SNIP_BASE "content: [{installed_at: +1h}]\n", "snip.yaml:13:11: ",
      "content: missing key \"file\""},
+    {SNIP_BASE "content: [{file: a.sys, installed_at: +1h}]\n", "snip.yaml:13:39: ",
+     "content.installed_at: after the start; files on disk are there when the run starts (a "
+     "file that arrives later is the update)"},
+    {SNIP_HEAD SNIP_FLEET "update:\n  content: [x.sys]\n  release: +1h\ndescription: \"M\xfcnchen\"\n",
+     "snip.yaml:13:16: ", "invalid leading UTF-8 octet (byte 0xFC)"},
     {SNIP_BASE "content: [[a]]\n", "snip.yaml:13:11: ",
      "expected a content file name, got a list"},
     {SNIP_BASE "revert:\n  content: [y.sys]\n  at: +1h\n", "snip.yaml:15:7: ",
@@ -589,6 +594,38 @@ static void inventory_errors_name_the_row(void **state)
 }
 
 /* ---- content and overrides ---------------------------------------------- */
+
+/* Content items: a name or {file: F}; no more files on an endpoint than a run holds. */
+static void content_lists_are_bounded(void **state)
+{
+    (void)state;
+    scenario *s = parse_ok(SNIP_HEAD SNIP_FLEET
+                           "update:\n  content: [{file: x.sys}]\n  release: +1h\n"
+                           "revert:\n  content: [{file: y.sys}]\n  at: +2h\n");
+    assert_int_equal(s->update_content.count, 1);
+    assert_string_equal(s->update_content.items[0].file, "x.sys");
+    assert_string_equal(s->revert_content.items[0].file, "y.sys");
+    scenario_destroy(s);
+
+    /* 60 on disk and 5 in the update: the update's fifth is the 65th. */
+    char text[4096];
+    size_t n = (size_t)snprintf(text, sizeof text, "%s", SNIP_HEAD SNIP_FLEET
+                                "update:\n  content: [u1.sys, u2.sys, u3.sys, u4.sys, u5.sys]\n"
+                                "  release: +1h\ncontent:\n");
+    for (int i = 0; i < 60; i++)
+        n += (size_t)snprintf(text + n, sizeof text - n, "  - c%02d.sys\n", i);
+    char err[512];
+    s = NULL;
+    assert_int_equal(scenario_parse(text, n, "snip.yaml", 0, &s, err, sizeof err), SIM_EFORMAT);
+    assert_null(s);
+    assert_string_equal(err, "snip.yaml:11:45: \"u5.sys\": more than 64 content files on an "
+                             "endpoint (60 on disk, 5 delivered with the update)");
+    /* 64 in all is fine. */
+    memcpy(strstr(text, ", u5.sys"), "        ", 8);
+    s = parse_ok(text);
+    assert_int_equal(s->on_disk.count + s->update_content.count, 64);
+    scenario_destroy(s);
+}
 
 static void content_resolves_through_the_search_list(void **state)
 {
@@ -945,6 +982,7 @@ int main(void)
         cmocka_unit_test(names_are_checked_against_the_catalog),
         cmocka_unit_test(inventory_loads),
         cmocka_unit_test(inventory_errors_name_the_row),
+        cmocka_unit_test(content_lists_are_bounded),
         cmocka_unit_test(content_resolves_through_the_search_list),
         cmocka_unit_test(overrides_replace_values),
         cmocka_unit_test(delays_are_drawn_from_their_distribution),
