@@ -125,4 +125,18 @@ status=$?
 check "a malformed scenario exits 2 with file:line:column" sh -c \
   "test $status -eq 2 && grep -q 'bad.yaml:[0-9]*:[0-9]*:' '$tmp/bad.txt'"
 
+# --duration overrides the scenario's: the store says so, nothing happens
+# after it, and one that ends before the release is refused.
+"$fleetsim" run "$scenario" --fleet-size 40 --duration 3h --db "$tmp/short.db" --quiet \
+  >"$tmp/short.txt" 2>&1
+check "--duration shortens the run" test "$(python3 -c "
+import sqlite3; db = sqlite3.connect('$tmp/short.db')
+d, = db.execute('select duration_ms from run').fetchone()
+last, = db.execute('select max(vt_ms) from timeline').fetchone()
+print(d == 3 * 3600000 and last < d)")" = True
+"$fleetsim" run "$scenario" --fleet-size 40 --duration 1h --db "$tmp/x.db" >"$tmp/bad.txt" 2>&1
+status=$?
+check "a --duration that ends before the release exits 2" sh -c \
+  "test $status -eq 2 && grep -q 'before the update is released' '$tmp/bad.txt'"
+
 tap_end
