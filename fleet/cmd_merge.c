@@ -3,10 +3,13 @@
  * shards (run --shard K/N) as one store, which reports read like any other
  * (DESIGN.md, decision 6).
  */
+#include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "fleet.h"
 #include "store.h"
@@ -18,9 +21,26 @@ static void print_usage(void)
     printf("usage: %s\n\n"
            "Merge the stores of a run's shards (fleetsim run --shard K/N, all N of\n"
            "them, in any order) into the new store OUT.db.  They must be one run: the\n"
-           "same scenario, seed, fleet size and plan.  Either OUT.db holds the whole\n"
-           "run, or nothing is left behind.\n",
+           "same scenario, seed, fleet size, plan, duration, fleetsim version and files.\n"
+           "Either OUT.db holds the whole run, or it is left as it was.\n",
            USAGE);
+}
+
+/* A store's WAL, shared-memory and journal files. */
+static void remove_store_sidecars(const char *path)
+{
+    static const char *const tails[] = {"-wal", "-shm", "-journal"};
+    char name[4200];
+    for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
+        snprintf(name, sizeof name, "%s%s", path, tails[i]);
+        unlink(name);
+    }
+}
+
+static void remove_store(const char *path)
+{
+    unlink(path);
+    remove_store_sidecars(path);
 }
 
 int fleet_cmd_merge(int argc, char **argv)
@@ -48,29 +68,56 @@ int fleet_cmd_merge(int argc, char **argv)
         return fleet_usage_error(USAGE, "-o OUT.db: where to write the merged store");
     if (optind >= argc)
         return fleet_usage_error(USAGE, "which shard stores?");
-    for (int i = optind; i < argc; i++)
-        if (strcmp(argv[i], out) == 0)
-            return fleet_usage_error(USAGE, "%s is a shard and the output", out);
+    struct stat out_st;
+    bool out_exists = stat(out, &out_st) == 0;
+    for (int i = optind; i < argc; i++) {
+        struct stat in_st;
+        if (strcmp(argv[i], out) == 0 ||
+            (out_exists && stat(argv[i], &in_st) == 0 && in_st.st_dev == out_st.st_dev &&
+             in_st.st_ino == out_st.st_ino))
+            return fleet_usage_error(USAGE, "%s is a shard and the output", argv[i]);
+    }
 
+    /* Written under a name of its own and renamed into place at the end: a
+     * merge that fails or is stopped leaves OUT as it was. */
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.merging-%ld", out, (long)getpid()) >= (int)sizeof tmp)
+        return fleet_usage_error(USAGE, "-o %s: path too long", out);
     store_options so;
     store_options_init(&so);
     so.replace = true;
-    store *st;
+    store *st = NULL;
     char err[1024];
-    int rc = store_open(out, &so, &st, err, sizeof err);
-    if (rc == 0)
+    int rc = store_open(tmp, &so, &st, err, sizeof err);
+    if (rc == 0) {
+        fleet_catch_stop(st);
         rc = store_merge(st, (const char *const *)argv + optind, (size_t)(argc - optind), err,
                          sizeof err);
-    if (rc < 0) {
-        fprintf(stderr, "fleetsim: %s\n", err);
-        store_close(st, err, sizeof err);
-        unlink(out);
-        return rc == SIM_EIO || rc == SIM_ENOMEM ? FLEET_EXIT_UNFAITHFUL : FLEET_EXIT_USAGE;
+        fleet_catch_stop(NULL);
+        if (rc == 0 && fleet_stop_signal())
+            rc = SIM_EIO;
     }
-    if (store_close(st, err, sizeof err) < 0) {
-        fprintf(stderr, "fleetsim: %s\n", err);
-        unlink(out);
-        return FLEET_EXIT_UNFAITHFUL;
+    if (rc == 0) {
+        rc = store_close(st, err, sizeof err); /* checkpoints: no -wal is left */
+        st = NULL;
+    }
+    if (rc == 0) {
+        remove_store_sidecars(out); /* an old OUT's -wal would be read into the new one */
+        if (rename(tmp, out) != 0) {
+            snprintf(err, sizeof err, "%s: %s", out, strerror(errno));
+            rc = SIM_EIO;
+        }
+    }
+    if (rc < 0) {
+        if (fleet_stop_signal())
+            snprintf(err, sizeof err, "interrupted");
+        fprintf(stderr, "fleetsim: %s; %s is left as it was\n", err, out);
+        if (st)
+            store_close(st, NULL, 0);
+        remove_store(tmp);
+        return fleet_stop_signal()                    ? 130
+               : rc == SIM_EIO || rc == SIM_ENOMEM ? FLEET_EXIT_UNFAITHFUL
+                                                     : FLEET_EXIT_USAGE;
     }
     printf("merged %d shards into %s\n", argc - optind, out);
     return FLEET_EXIT_OK;

@@ -533,21 +533,37 @@ static int run_plan(const run_args *a, const char *plan_name, const char *db, in
         exit_code = FLEET_EXIT_USAGE;
         goto out;
     }
+    /* Ctrl-C before the loop (writing a million endpoints takes a while) and
+     * after it (building the keys) is caught here; libuv has it in between. */
+    fleet_catch_stop(c->st);
     rc = write_header(c, argc, argv, (const char *)text, err, sizeof err); /* NUL-ended */
     /* A shard's rollout decisions (all at once, as plans with rings are
      * refused) belong to the merged run. */
     if (rc == 0 && c->shards == 1)
         rc = rollout_write_rings(c->ro, c->st, err, sizeof err);
+    if (rc == 0 && fleet_stop_signal())
+        rc = SIM_EINVAL;
     if (rc == 0)
         rc = run__play(c, &wall, err, sizeof err);
+    fleet_catch_stop(c->st);
     if (rc < 0) {
-        fprintf(stderr, "fleetsim: %s\n", err);
-        store_mark_interrupted(c->st, FLEET_EXIT_USAGE, 0, "setup failed", err, sizeof err);
-        exit_code = FLEET_EXIT_USAGE;
+        /* Out of memory, an engine or the store failing: the run could not
+         * be played (a bad scenario was refused before the store). */
+        char reason[1024];
+        snprintf(reason, sizeof reason, "%s", fleet_stop_signal() ? "interrupted" : err);
+        exit_code = fleet_stop_signal() ? 130 : FLEET_EXIT_UNFAITHFUL;
+        if (!fleet_stop_signal())
+            fprintf(stderr, "fleetsim: %s\n", err);
+        if (store_mark_interrupted(c->st, exit_code, 0, reason, err, sizeof err) < 0 &&
+            strcmp(err, reason) != 0)
+            fprintf(stderr, "fleetsim: %s\n", err);
         goto out;
     }
+    if (fleet_stop_signal())
+        c->interrupted = true; /* after the loop let go of the signals */
 
-    int64_t vt_end = c->interrupted ? c->now : (int64_t)c->sc->duration_ms; /* after start */
+    /* Where virtual time stopped: the end, unless the run did not get there. */
+    int64_t vt_end = c->interrupted || c->failed ? c->now : (int64_t)c->sc->duration_ms;
     if (c->failed)
         fprintf(stderr, "fleetsim: %s\n", c->failure);
     if (c->interrupted || c->failed) {
@@ -566,13 +582,14 @@ static int run_plan(const run_args *a, const char *plan_name, const char *db, in
         print_summary(c, wall);
         if (rc < 0) {
             fprintf(stderr, "fleetsim: %s\n", err);
-            exit_code = FLEET_EXIT_UNFAITHFUL;
+            exit_code = fleet_stop_signal() ? 130 : FLEET_EXIT_UNFAITHFUL;
         } else {
             exit_code = verdict(c, a->gate, vt_end);
         }
     }
 
 out:
+    fleet_catch_stop(NULL); /* the store is going: a signal is only remembered */
     if (c->st && store_close(c->st, err, sizeof err) < 0) {
         fprintf(stderr, "fleetsim: %s\n", err);
         if (exit_code != 130)

@@ -79,4 +79,16 @@ const char *fleet_profile_dir(const char *option);
 /* A whole decimal (or 0x-prefixed hex) number that fits in 64 bits. */
 bool fleet_parse_u64(const char *text, uint64_t *out);
 
+/*
+ * SIGINT and SIGTERM while a command writes a store: remembered, and the
+ * statement the store is running is stopped (store_interrupt), so a long
+ * one (a mark's index build, a merge's copy) fails as interrupted instead
+ * of the process dying with the store unmarked.  The command asks
+ * fleet_stop_signal() (0 or the signal) between its steps.  Call it again
+ * after libuv had the signals: it leaves them at their defaults.
+ */
+struct store;
+void fleet_catch_stop(struct store *st);
+int fleet_stop_signal(void);
+
 #endif

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 
 #include "fleet.h"
 #include "sim.h"
+#include "store.h"
 
 /* meson passes the project version; a build without it still says one. */
 #ifndef FLEETSIM_VERSION
@@ -113,6 +115,32 @@ bool fleet_parse_u64(const char *text, uint64_t *out)
         return false;
     *out = v;
     return true;
+}
+
+static struct store *volatile stop_store;
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int signum)
+{
+    stop_signal = signum;
+    if (stop_store)
+        store_interrupt(stop_store);
+}
+
+void fleet_catch_stop(struct store *st)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    stop_store = st;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int fleet_stop_signal(void)
+{
+    return stop_signal;
 }
 
 static void print_help(void)

@@ -683,6 +683,12 @@ sqlite3 *store__db(store *st)
     return st->db;
 }
 
+void store_interrupt(store *st)
+{
+    if (st && st->db)
+        sqlite3_interrupt(st->db);
+}
+
 int store_close(store *st, char *err, size_t errlen)
 {
     if (!st)
@@ -757,8 +763,8 @@ static int build_indexes(store *st)
 /*
  * Commit what is pending and build the keys and indexes, then set the run's
  * status in a transaction of its own, so a status is never written ahead of
- * the rows it describes.  A run whose keys could not be built is not
- * complete.
+ * the rows it describes.  A store that failed anywhere, this last commit and
+ * the keys included, holds a run that is not complete, and says why.
  */
 static int mark(store *st, const char *status, int exit_code, int64_t virtual_end_ms,
                 const char *reason, char *err, size_t errlen)
@@ -766,7 +772,9 @@ static int mark(store *st, const char *status, int exit_code, int64_t virtual_en
     int rc;
     if (!st->failed && (rc = commit(st)) != SQLITE_OK)
         fail(st, rc, NULL, 0);   /* the batch is lost; still mark the rest */
-    if (!st->failed && build_indexes(st) != SQLITE_OK) {
+    if (!st->failed)
+        build_indexes(st);
+    if (st->failed) {
         status = "interrupted";
         reason = st->failure;
     }
@@ -799,8 +807,6 @@ int store_mark_complete(store *st, int exit_code, int64_t virtual_end_ms, char *
 {
     if (!st)
         return report(err, errlen, SIM_EINVAL, "store: no store");
-    if (st->failed)   /* rows were lost: the run is not complete */
-        return mark(st, "interrupted", exit_code, virtual_end_ms, st->failure, err, errlen);
     return mark(st, "complete", exit_code, virtual_end_ms, NULL, err, errlen);
 }
 

@@ -96,8 +96,17 @@ int store_open(const char *path, const store_options *opts, store **out, char *e
  */
 int store_close(store *st, char *err, size_t errlen);
 
-/* Commit the pending rows now (the loop calls this on its progress ticks). */
+/* Commit the pending rows now (a merge does, before it reads the shards). */
 int store_flush(store *st, char *err, size_t errlen);
+
+/*
+ * Stop the statement the store is running (a signal handler may call it,
+ * as sqlite3_interrupt allows): it fails as "interrupted", which sticks like
+ * any failure, so a mark then says 'interrupted'.  A long one (the keys'
+ * build at a mark, a merge's copy) is what this is for; between statements
+ * it does nothing, and the caller keeps its own flag.
+ */
+void store_interrupt(store *st);
 
 /* The store's file, as given to store_open. */
 const char *store_path(const store *st);

@@ -5,10 +5,13 @@
  * A run split with --shard K/N writes N stores whose rows are disjoint
  * slices of the whole run's (every row is keyed by endpoint).  Merging
  * checks that the shards are one run — the same scenario text, seed, fleet
- * size and plan, every K of one N exactly once — and copies their rows into
- * a new store, a shard per transaction; on an error the caller removes the
- * file, so the result is the whole run's store or nothing.  The run row says shard "0/1", and 'complete' only when every
- * shard completed.
+ * size, plan, duration, fleetsim version and files (images, content,
+ * profiles), every K of one N exactly once — and copies their rows into a
+ * new store, a shard per transaction.  The caller writes it under a
+ * temporary name and renames it into place, so the result is the whole
+ * run's store or nothing.  The run row says shard "0/1", 'complete' only
+ * when every shard completed, and no exit status (each shard's gate saw its
+ * slice only: the merged run's verdict is the report's to give).
  */
 #include <stdio.h>
 #include <string.h>
@@ -23,8 +26,8 @@ static const char *const TABLES[] = {"endpoints", "endpoint_attrs", "outcomes", 
                                      "dbgprint", "timeline"};
 
 typedef struct shard_run {
-    char *text, *seed, *plan, *status;
-    long long fleet_size;
+    char *text, *seed, *plan, *status, *version;
+    long long fleet_size, duration_ms;
     unsigned k, n;
 } shard_run;
 
@@ -34,6 +37,7 @@ static void shard_free(shard_run *r)
     sqlite3_free(r->seed);
     sqlite3_free(r->plan);
     sqlite3_free(r->status);
+    sqlite3_free(r->version);
     memset(r, 0, sizeof *r);
 }
 
@@ -50,8 +54,8 @@ static int read_shard(sqlite3 *db, const char *path, shard_run *r, char *err, si
     int rc = SIM_EFORMAT;
     if (sqlite3_prepare_v2(db,
                            "SELECT (SELECT value FROM shard.meta WHERE key = 'schema_version'),"
-                           " scenario_text, seed, coalesce(plan, ''), status, fleet_size, shard "
-                           "FROM shard.run",
+                           " scenario_text, seed, coalesce(plan, ''), status, fleet_size, shard,"
+                           " fleetsim_version, duration_ms FROM shard.run",
                            -1, &s, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "store: %s: not a fleetsim run store (%s)", path,
                  sqlite3_errmsg(db));
@@ -74,8 +78,10 @@ static int read_shard(sqlite3 *db, const char *path, shard_run *r, char *err, si
     r->plan = dup_col(s, 3);
     r->status = dup_col(s, 4);
     r->fleet_size = sqlite3_column_int64(s, 5);
+    r->version = dup_col(s, 7);
+    r->duration_ms = sqlite3_column_int64(s, 8);
     const unsigned char *shard = sqlite3_column_text(s, 6);
-    if (!r->text || !r->seed || !r->plan || !r->status) {
+    if (!r->text || !r->seed || !r->plan || !r->status || !r->version) {
         snprintf(err, errlen, "store: out of memory");
         rc = SIM_ENOMEM;
         goto done;
@@ -96,10 +102,13 @@ static int exec(sqlite3 *db, const char *sql, const char *path, char *err, size_
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
         return 0;
-    int code = sqlite3_errcode(db);
-    snprintf(err, errlen, "store: %s: %s", path, msg ? msg : sqlite3_errmsg(db));
+    int code = sqlite3_errcode(db) & 0xFF; /* the primary code of an extended one */
+    if (err)
+        snprintf(err, errlen, "store: %s: %s", path, msg ? msg : sqlite3_errmsg(db));
     sqlite3_free(msg);
-    return code == SQLITE_FULL || code == SQLITE_IOERR ? SIM_EIO : SIM_EFORMAT;
+    return code == SQLITE_NOMEM ? SIM_ENOMEM
+           : code == SQLITE_FULL || code == SQLITE_IOERR || code == SQLITE_INTERRUPT ? SIM_EIO
+                                                                                     : SIM_EFORMAT;
 }
 
 static int attach(sqlite3 *db, const char *path, char *err, size_t errlen)
@@ -110,6 +119,37 @@ static int attach(sqlite3 *db, const char *path, char *err, size_t errlen)
     int rc = exec(db, sql, path, err, errlen);
     sqlite3_free(sql);
     return rc;
+}
+
+/*
+ * The images, content and profiles a later shard ran on are the first
+ * one's: the same names in the same roles, by hash (profiles, which have
+ * none, by OS build).
+ */
+static int same_artifacts(sqlite3 *db, const char *first, const char *path, char *err,
+                          size_t errlen)
+{
+    static const char sql[] =
+        "SELECT kind || ' ' || name FROM ("
+        " SELECT kind, role, name, sha256, size, version FROM shard.artifacts EXCEPT"
+        " SELECT kind, role, name, sha256, size, version FROM main.artifacts) UNION ALL "
+        "SELECT kind || ' ' || name FROM ("
+        " SELECT kind, role, name, sha256, size, version FROM main.artifacts EXCEPT"
+        " SELECT kind, role, name, sha256, size, version FROM shard.artifacts) LIMIT 1";
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "store: %s: %s", path, sqlite3_errmsg(db));
+        return SIM_EFORMAT;
+    }
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        snprintf(err, errlen, "store: %s and %s are not shards of one run: they ran on "
+                              "different files (%s)", first, path, sqlite3_column_text(s, 0));
+    else if (rc != SQLITE_DONE)
+        snprintf(err, errlen, "store: %s: %s", path, sqlite3_errmsg(db));
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : rc == SQLITE_ROW ? SIM_EINVAL : SIM_EIO;
 }
 
 /* Every shard is of one run, each K of one N once. */
@@ -144,6 +184,8 @@ static int check_shards(sqlite3 *db, const char *const *paths, size_t n, char *e
                               : r.fleet_size != first.fleet_size ? "fleet size"
                               : strcmp(r.plan, first.plan)   ? "rollout plan"
                               : r.n != first.n               ? "shard count"
+                              : r.duration_ms != first.duration_ms ? "duration"
+                              : strcmp(r.version, first.version) ? "fleetsim version"
                                                              : NULL;
         if (differs) {
             snprintf(err, errlen, "store: %s and %s are not shards of one run: their %s differs",
@@ -185,9 +227,11 @@ int store_merge(store *st, const char *const *paths, size_t n, char *err, size_t
             rc = sql ? exec(db, sql, paths[i], err, errlen) : SIM_ENOMEM;
             sqlite3_free(sql);
         }
-        if (rc == 0)
-            rc = exec(db, "INSERT OR IGNORE INTO main.artifacts SELECT * FROM shard.artifacts",
-                      paths[i], err, errlen);
+        if (rc == 0 && i == 0)
+            rc = exec(db, "INSERT INTO main.artifacts SELECT * FROM shard.artifacts", paths[i],
+                      err, errlen);
+        else if (rc == 0)
+            rc = same_artifacts(db, paths[0], paths[i], err, errlen);
         /* The run: the first shard's row, for the whole fleet; complete only
          * when every shard is, ending when the last one did. */
         if (rc == 0 && i == 0)
@@ -195,7 +239,7 @@ int store_merge(store *st, const char *const *paths, size_t n, char *err, size_t
                       "INSERT INTO main.run SELECT id, scenario_name, scenario_path,"
                       " scenario_text, seed, fleet_size, '0/1', plan, fleetsim_version,"
                       " 'fleetsim merge', started_at, ended_at, virtual_start_ms, virtual_start,"
-                      " duration_ms, virtual_end_ms, status, exit_code, reason FROM shard.run",
+                      " duration_ms, virtual_end_ms, status, NULL, reason FROM shard.run",
                       paths[i], err, errlen);
         else if (rc == 0)
             rc = exec(db,
@@ -204,7 +248,6 @@ int store_merge(store *st, const char *const *paths, size_t n, char *err, size_t
                       " ended_at = max(ended_at, (SELECT ended_at FROM shard.run)),"
                       " virtual_end_ms = min(virtual_end_ms,"
                       "                      (SELECT virtual_end_ms FROM shard.run)),"
-                      " exit_code = max(exit_code, (SELECT exit_code FROM shard.run)),"
                       " reason = coalesce(reason, (SELECT reason FROM shard.run)),"
                       " status = CASE WHEN status = 'complete' AND"
                       "   (SELECT status FROM shard.run) = 'complete' THEN 'complete'"
@@ -225,6 +268,8 @@ int store_merge(store *st, const char *const *paths, size_t n, char *err, size_t
     /* The keys and indexes, as a run's mark builds them, over all the rows. */
     if (rc == 0)
         rc = exec(db, store_index_sql(), store_path(st), err, errlen);
+    if (rc == 0) /* statistics for the query planner, as a run's mark takes them */
+        exec(db, "PRAGMA analysis_limit = 1000; ANALYZE", store_path(st), NULL, 0);
     if (rc < 0) {
         if (strstr(err, "UNIQUE constraint failed"))
             snprintf(err, errlen, "store: the shards overlap (an endpoint is in two of them); "

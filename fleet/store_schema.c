@@ -42,7 +42,7 @@ static const char TABLES[] =
 "  virtual_end_ms   INTEGER,           -- virtual time reached (ms after start)\n"
 "  status           TEXT NOT NULL DEFAULT 'running'\n"
 "                   CHECK (status IN ('running', 'complete', 'interrupted')),\n"
-"  exit_code        INTEGER,\n"
+"  exit_code        INTEGER,           -- fleetsim's exit status; NULL when merged\n"
 "  reason           TEXT               -- why it was interrupted\n"
 ");\n"
 "\n"

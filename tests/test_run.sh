@@ -87,6 +87,23 @@ check "merging half the shards is refused" sh -c "'$fleetsim' merge -o '$tmp/m3.
   '$tmp/shard0.db'; test \$? -eq 2"
 check "merging shards of different runs is refused" sh -c "'$fleetsim' merge -o '$tmp/m4.db' \
   '$tmp/shard0.db' '$tmp/one.db'; test \$? -eq 2"
+check "... and the merged run has no exit status of its own" test "$(python3 -c "
+import sqlite3; print(sqlite3.connect('$tmp/merged.db').execute(
+  'select exit_code is null from run').fetchone()[0])")" = 1
+"$fleetsim" run "$scenario" --fleet-size 120 --shard 1/2 --duration 5h --db "$tmp/short1.db" \
+  --quiet >/dev/null 2>&1
+"$fleetsim" merge -o "$tmp/m5.db" "$tmp/shard0.db" "$tmp/short1.db" >"$tmp/m5.txt" 2>&1
+status=$?
+check "merging shards of different durations is refused" sh -c \
+  "test $status -eq 2 && grep -q 'their duration differs' '$tmp/m5.txt'"
+cp "$tmp/merged.db" "$tmp/keep.db"
+check "a refused merge leaves an existing output as it was, and no temporary file" sh -c \
+  "! '$fleetsim' merge -o '$tmp/keep.db' '$tmp/shard0.db' '$tmp/shard0.db' 2>/dev/null &&
+   cmp -s '$tmp/keep.db' '$tmp/merged.db' && ! ls '$tmp' | grep -q merging"
+check "a shard named another way as the output is refused and kept" sh -c \
+  "cp '$tmp/shard0.db' '$tmp/s0copy.db' && cd '$tmp' &&
+   ! '$fleetsim' merge -o ./s0copy.db s0copy.db shard1.db 2>/dev/null &&
+   cmp -s s0copy.db shard0.db"
 
 "$fleetsim" run "$src/scenarios/clean-update.yaml" --fleet-size 60 --db "$tmp/clean.db" --quiet >"$tmp/clean.txt" 2>&1
 check "a clean update faults nowhere and exits 0" test $? -eq 0
@@ -116,6 +133,20 @@ check "an interrupted store says so and opens cleanly" test "$(python3 -c "
 import sqlite3; db = sqlite3.connect('$tmp/int.db')
 assert db.execute('pragma integrity_check').fetchone()[0] == 'ok'
 print(db.execute('select status from run').fetchone()[0])")" = interrupted
+
+# Ctrl-C before the loop, while a million endpoints are written: the store
+# is marked, not left 'running' by a process the signal killed.
+"$fleetsim" run "$scenario" --fleet-size 1000000 --duration 2h10m --db "$tmp/early.db" \
+  --quiet >"$tmp/early.txt" 2>&1 &
+pid=$!
+while [ ! -e "$tmp/early.db" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.01; done
+sleep 0.2
+kill -INT "$pid"
+wait "$pid"
+status=$?
+check "Ctrl-C while the fleet is written exits 130 and marks the store" test "$status:$(python3 -c "
+import sqlite3; db = sqlite3.connect('$tmp/early.db')
+print(db.execute('select status from run').fetchone()[0])")" = 130:interrupted
 
 "$fleetsim" run "$tmp/missing.yaml" --db "$tmp/x.db" >"$tmp/bad.txt" 2>&1
 check "a missing scenario exits 2" test $? -eq 2
