@@ -650,6 +650,12 @@ static void plans_free(scenario *s)
     s->nplans = 0;
 }
 
+/* A name that becomes part of a file name (the store's): no folders in it. */
+static bool file_name_part(const char *name)
+{
+    return !strchr(name, '/') && strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
 static int get_name(parser *p, yaml_node_t *n, const char *what, char out[SCENARIO_NAME_MAX + 1])
 {
     const char *text = NULL;
@@ -813,6 +819,9 @@ static int parse_plan(parser *p, yaml_node_t *n, scenario_plan *plan)
     plan->mark = mark_of(p, n);
     if ((rc = get_name(p, v[0], "plan name", plan->name)))
         return rc;
+    if (!file_name_part(plan->name))
+        return sim_yaml_fail(&p->y, v[0], "plan name: \"%s\" names a store file "
+                             "(<store>.%s.db): no '/', '.' or '..'", plan->name, plan->name);
     if (v[2] && (rc = parse_gate(p, v[2], &plan->gate)))
         return rc;
     if (!v[1])
@@ -911,6 +920,11 @@ static int parse_root(parser *p, yaml_node_t *root)
         return rc;
     if (!*s->name)
         return sim_yaml_fail(&p->y, v[NAME], "name: empty");
+    if (!valid_name(s->name) || !file_name_part(s->name))
+        return sim_yaml_fail(&p->y, v[NAME],
+                             "name: \"%s\" is not a usable name: it names the store file "
+                             "(1 to %d characters; no '/', control characters, commas or "
+                             "quotes; not '.' or '..')", s->name, SCENARIO_NAME_MAX);
     if (v[DESCRIPTION] && (rc = get_string(p, v[DESCRIPTION], "description", &s->description)))
         return rc;
     NEED(SEED);

@@ -412,6 +412,12 @@ static const struct {
      "file that arrives later is the update)"},
     {SNIP_HEAD SNIP_FLEET "update:\n  content: [x.sys]\n  release: +1h\ndescription: \"M\xfcnchen\"\n",
      "snip.yaml:13:16: ", "invalid leading UTF-8 octet (byte 0xFC)"},
+    {"name: ../../home/x/results\n" SNIP_FLEET SNIP_UPDATE, "snip.yaml:1:7: ",
+     "name: \"../../home/x/results\" is not a usable name: it names the store file (1 to 63 "
+     "characters; no '/', control characters, commas or quotes; not '.' or '..')"},
+    {SNIP_BASE "rollout:\n  plans:\n    - name: a/b\n      rings: [{name: r, share: 100%}]\n",
+     "snip.yaml:15:13: ", "plan name: \"a/b\" names a store file (<store>.a/b.db): no '/', "
+     "'.' or '..'"},
     {SNIP_BASE "content: [[a]]\n", "snip.yaml:13:11: ",
      "expected a content file name, got a list"},
     {SNIP_BASE "revert:\n  content: [y.sys]\n  at: +1h\n", "snip.yaml:15:7: ",
