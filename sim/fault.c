@@ -276,6 +276,21 @@ void sim__exception(sim_endpoint *ep, uint32_t vector)
         unhandled_exception(ep, SIM_STATUS_ACCESS_VIOLATION, UINT64_MAX,
                             SIM_ACCESS_NONE, "general protection");
         return;
+    case 0x29:
+        /* __fastfail(code): the code in ecx (3 a corrupt LIST_ENTRY, 2 a
+         * stack cookie); parameters 2 and 3 are the trap frame and the
+         * exception record, which fleetsim does not build (sim__arg 0 is
+         * rcx). */
+        raise_bugcheck(ep, SIM_BUGCHECK_KERNEL_SECURITY_CHECK_FAILURE,
+                       (uint32_t)sim__arg(ep, 0), 0, 0, 0);
+        snprintf(ep->out->detail, sizeof ep->out->detail, "__fastfail(%u)",
+                 (unsigned)(uint32_t)sim__arg(ep, 0));
+        sim__capture(ep, 0, SIM_ACCESS_NONE);
+        return;
+    case 0x2C:
+        unhandled_exception(ep, SIM_STATUS_ASSERTION_FAILURE, 0, SIM_ACCESS_NONE,
+                            "assertion failure (int 0x2c)");
+        return;
     default:
         raise_bugcheck(ep, SIM_BUGCHECK_UNEXPECTED_KERNEL_MODE_TRAP, vector, 0, 0, 0);
         snprintf(ep->out->detail, sizeof ep->out->detail, "CPU exception vector %u",

@@ -50,6 +50,7 @@
     XX(HANG_DISPATCH, "hang-dispatch", "trigger_hang_dispatch")              \
     XX(BUGCHECK_CALL, "bugcheck-call", "trigger_bugcheck_call")              \
     XX(MISSING_IMPORT, "missing-import", "trigger_missing_import")           \
+    XX(FAST_FAIL, "fast-fail", "trigger_fast_fail")                          \
     XX(OK, "ok", "trigger_ok")
 
 typedef enum {
@@ -414,6 +415,18 @@ static void test_invalid_opcode(void **state)
     EXPECT_U64(out, out->params[1], out->fault.rip);
     expect_guest_fault(out, K_INVALID_OPCODE, "ud2");
     EXPECT_U64(out, out->fault.offset, 0);          /* ud2 is the first instruction */
+}
+
+/* __fastfail: KERNEL_SECURITY_CHECK_FAILURE with the failure code, not a trap. */
+static void test_fast_fail(void **state)
+{
+    sim_outcome *out = &outcomes[0];
+
+    (void)state;
+    run_kind(K_FAST_FAIL, NULL, 0, out);
+    expect_bugcheck(out, SIM_BUGCHECK_KERNEL_SECURITY_CHECK_FAILURE);
+    EXPECT_U64(out, out->params[0], 3); /* FAST_FAIL_CORRUPT_LIST_ENTRY */
+    expect_started(out, K_FAST_FAIL);
 }
 
 static void test_divide_error(void **state)
@@ -874,6 +887,7 @@ int main(void)
         cmocka_unit_test(test_readonly_write),
         cmocka_unit_test(test_execute_nx),
         cmocka_unit_test(test_invalid_opcode),
+        cmocka_unit_test(test_fast_fail),
         cmocka_unit_test(test_divide_error),
         cmocka_unit_test(test_stack_overflow),
         cmocka_unit_test(test_pool_overrun_legacy),

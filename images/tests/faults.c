@@ -123,6 +123,17 @@ NOINLINE void trigger_invalid_opcode(void)
 }
 #define TRIGGER() trigger_invalid_opcode()
 
+#elif defined(FAULT_FAST_FAIL)
+#define FAULT_KIND "fast-fail"
+/* What the WDK's list macros do on a corrupt LIST_ENTRY: __fastfail(3),
+ * FAST_FAIL_CORRUPT_LIST_ENTRY, which is `int 0x29` with the code in ecx. */
+NOINLINE void trigger_fast_fail(void);
+NOINLINE void trigger_fast_fail(void)
+{
+    __asm__ __volatile__("mov $3, %%ecx\n\tint $0x29" ::: "rcx", "memory");
+}
+#define TRIGGER() trigger_fast_fail()
+
 #elif defined(FAULT_DIVIDE_ERROR)
 #define FAULT_KIND "divide-error"
 static volatile ULONG divisor = 0;
