@@ -47,6 +47,8 @@ static int guest_move(sim_endpoint *ep, uint64_t dst, uint64_t src, uint64_t n)
 
     if (n == 0)
         return 0;
+    if (!sim__charge(ep, n))
+        return -1;
     uint8_t *s = sim__ptr(ep, src, n, SIM_PROT_R);
     uint8_t *d = sim__ptr(ep, dst, n, SIM_PROT_W);
     if (s && d) {
@@ -71,6 +73,8 @@ static int guest_fill(sim_endpoint *ep, uint64_t dst, uint8_t value, uint64_t n)
 
     if (n == 0)
         return 0;
+    if (!sim__charge(ep, n))
+        return -1;
     uint8_t *d = sim__ptr(ep, dst, n, SIM_PROT_W);
     if (d) {
         memset(d, value, n);
@@ -176,6 +180,8 @@ static int compare_bytes(sim_endpoint *ep, uint64_t a, uint64_t b, uint64_t n,
     const uint8_t *pa = sim__ptr(ep, a, n, SIM_PROT_R);
     const uint8_t *pb = sim__ptr(ep, b, n, SIM_PROT_R);
 
+    if (pa && pb && !sim__charge(ep, 2 * n))
+        return -2;
     for (uint64_t i = 0; i < n; i++) {
         uint8_t x, y;
         if (pa && pb) {

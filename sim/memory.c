@@ -30,6 +30,23 @@ const sim_region *sim__region_at(const sim_endpoint *ep, uint64_t addr)
     return NULL;
 }
 
+/*
+ * Kernel routines work on the driver's memory for it (memcpy, strlen,
+ * RtlCompareMemory): the bytes they touch count against the call's
+ * instruction budget, eight to an instruction, so a driver looping on
+ * strlen over its pool is stopped like one looping in its own code (a hang,
+ * or 0x133 at DISPATCH_LEVEL).  Virtual time (out->instructions) stays the
+ * guest's own count.
+ */
+bool sim__charge(sim_endpoint *ep, uint64_t n)
+{
+    ep->call_insns += n / 8 + 1;
+    if (ep->call_insns <= ep->budget)
+        return true;
+    sim__stuck(ep);
+    return false;
+}
+
 uint8_t *sim__ptr(sim_endpoint *ep, uint64_t addr, size_t n, uint32_t prot)
 {
     const sim_region *r = sim__region_at(ep, addr);
@@ -71,7 +88,7 @@ static uint64_t copy_guest(sim_endpoint *ep, uint64_t addr, uint8_t *host,
 
 int sim__read(sim_endpoint *ep, uint64_t addr, void *dst, size_t n)
 {
-    if (ep->stopped)
+    if (ep->stopped || !sim__charge(ep, n))
         return -1;
     if (n == 0)
         return 0;
@@ -85,7 +102,7 @@ int sim__read(sim_endpoint *ep, uint64_t addr, void *dst, size_t n)
 
 int sim__write(sim_endpoint *ep, uint64_t addr, const void *src, size_t n)
 {
-    if (ep->stopped)
+    if (ep->stopped || !sim__charge(ep, n))
         return -1;
     if (n == 0)
         return 0;

@@ -193,6 +193,13 @@ void sim__exception(sim_endpoint *ep, uint32_t vector);
 /* End the run: the guest call ran past its instruction budget. */
 void sim__stuck(sim_endpoint *ep);
 /*
+ * Charge n bytes a kernel routine touches for the driver to the call's
+ * instruction budget (sim__read and sim__write do; a routine working on
+ * host pointers from sim__ptr calls it itself).  False, with the run stopped
+ * as stuck, once the budget is spent.
+ */
+bool sim__charge(sim_endpoint *ep, uint64_t n);
+/*
  * Fill the crash record (registers, fault, disassembly, stack) from the
  * engine's current state.  With RIP in an nt stub, the fault is placed at
  * the driver's call into nt.

@@ -240,6 +240,29 @@ NOINLINE void trigger_hang_passive(void)
 }
 #define TRIGGER() trigger_hang_passive()
 
+#elif defined(FAULT_HANG_IN_API)
+#define FAULT_KIND "hang-in-api"
+/* The loop is in nt: strlen over 4 MiB of pool, again and again.  The guest
+ * runs a handful of instructions a call; the kernel routine, millions. */
+DECLSPEC_IMPORT size_t __cdecl imp_strlen(const char *) __asm__("strlen");
+DECLSPEC_IMPORT PVOID NTAPI imp_ExAllocatePoolWithTag(POOL_TYPE, SIZE_T, ULONG)
+    __asm__("ExAllocatePoolWithTag");
+DECLSPEC_IMPORT void NTAPI imp_RtlFillMemory(PVOID, SIZE_T, UCHAR) __asm__("RtlFillMemory");
+
+NOINLINE void trigger_hang_in_api(void);
+NOINLINE void trigger_hang_in_api(void)
+{
+    const SIZE_T size = 4u << 20;
+    char *text = imp_ExAllocatePoolWithTag(NonPagedPool, size, 0x676E6F4C);
+    if (!text)
+        return;
+    imp_RtlFillMemory(text, size - 1, 'A');
+    text[size - 1] = 0;
+    for (;;)
+        fault_sink = (ULONG)imp_strlen(text);
+}
+#define TRIGGER() trigger_hang_in_api()
+
 #elif defined(FAULT_HANG_DISPATCH)
 #define FAULT_KIND "hang-dispatch"
 static volatile ULONG spin_counter;
