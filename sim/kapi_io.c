@@ -745,7 +745,7 @@ void sim__api_IoCreateDevice(sim_endpoint *ep)
     /* One block: the device object, its extension, then nt's own
      * extension, laid out as the I/O manager lays them. */
     uint32_t dev = (DEVICE_OBJECT_SIZE + 15) & ~15u;
-    uint32_t ext = (ext_size + 15) & ~15u;
+    uint64_t ext = ((uint64_t)ext_size + 15) & ~15ull; /* 0xFFFFFFF1 must not wrap to 0 */
     uint64_t total = (uint64_t)dev + ext + DEVOBJ_EXTENSION_SIZE;
     uint64_t d = sim__pool_alloc(ep, total, DEVICE_TAG, true);
     if (!d) {

@@ -365,6 +365,12 @@ static void check_misc(PDRIVER_OBJECT driver)
         imp_IoDeleteDevice(dev);
         check("IoDeleteDevice-list", (ULONG64)driver->DeviceObject, 0);
     }
+    /* An extension of nearly 4 GiB is refused, not rounded up to nothing. */
+    dev = NULL;
+    check("IoCreateDevice-huge",
+          imp_IoCreateDevice(driver, 0xFFFFFFF8u, NULL, FILE_DEVICE_UNKNOWN, 0, FALSE, &dev),
+          STATUS_INSUFFICIENT_RESOURCES);
+    check("IoCreateDevice-huge-none", (ULONG64)dev, 0);
 }
 
 static void on_process(HANDLE parent, HANDLE pid, BOOLEAN create)
