@@ -144,26 +144,28 @@ static void restore(sim_engine *e, sim_slot *s, sim_pool_window *w)
     /*
      * The pool: what the last run handed out, and the page after it (the
      * pool's own stale fill past the last block), is rewritten by memset.
-     * After a run that did not end cleanly the rest of its arena (a driver's
-     * wild writes far past its blocks) is dropped with MADV_DONTNEED, which
-     * reads back as zeros.  Not after every run: the call costs ~6 µs, as
-     * much as a small driver's whole run.  A clean run whose stray write
-     * lands more than a page past its last block is the one case that can
-     * leave a trace in the next run's arena.
+     * After a run that did not end cleanly the rest of the window (a
+     * driver's wild writes past its blocks, or before them) is dropped with
+     * MADV_DONTNEED, which reads back as zeros.  Not after every run: the
+     * call costs ~6 µs, as much as a small driver's whole run.  A clean run
+     * whose stray write lands more than a page past its last block, or
+     * before its first, is the one case that can leave a trace in the next
+     * run's window.
      */
+    uint64_t used_end = w->dirty_lo;
     if (w->dirty_hi > w->dirty_lo) {
-        uint64_t end = w->dirty_lo + SIM__POOL_ARENA;
         /* The pool's own stale fill past the last block ends within a page. */
-        uint64_t used_end = ((w->dirty_hi + PAGE - 1) & ~(PAGE - 1)) + PAGE;
+        used_end = ((w->dirty_hi + PAGE - 1) & ~(PAGE - 1)) + PAGE;
         if (used_end > w->size)
             used_end = w->size;
         memset(w->host + w->dirty_lo, 0, used_end - w->dirty_lo);
-        if (end > w->size)
-            end = w->size;
-        if (end > used_end && w->unclean)
-            madvise(w->host + used_end, end - used_end, MADV_DONTNEED);
     }
+    if (w->unclean && w->dirty_lo > 0)
+        madvise(w->host, w->dirty_lo, MADV_DONTNEED);
+    if (w->unclean && used_end < w->size)
+        madvise(w->host + used_end, w->size - used_end, MADV_DONTNEED);
     w->dirty_lo = w->dirty_hi = 0;
+    w->unclean = false;
 }
 
 /* One attempt at a run on ep->uc (the engine, or its tracer for a replay). */
