@@ -11,7 +11,6 @@
 #define PAGE 0x1000ull
 #define MAX_SLOTS 128
 #define MAX_POOL_WINDOWS 8
-#define MAX_CR8_SITES 256
 #define BLOCK_CACHE_BITS 16
 #define BLOCK_CACHE (1u << BLOCK_CACHE_BITS) /* entries: instruction counts of blocks */
 #define MAX_FIXED_REGIONS 8
@@ -38,9 +37,9 @@ typedef struct sim_slot {
     uint8_t *page_prot;          /* per page: SIM_PROT_* (0: not mapped) */
     sim_region *regions;         /* its mapped runs, named at load */
     size_t nregions;
-    uint64_t cr8_sites[MAX_CR8_SITES];
-    uc_hook cr8_hooks[MAX_CR8_SITES];        /* on the engine */
-    uc_hook tracer_cr8_hooks[MAX_CR8_SITES]; /* on the tracer, once it exists */
+    uint64_t *cr8_sites;         /* `mov cr8` instructions, hooked; ncr8 of each: */
+    uc_hook *cr8_hooks;          /* on the engine */
+    uc_hook *tracer_cr8_hooks;   /* on the tracer, once it exists */
     size_t ncr8;
     bool tracer_hooked;
     uint64_t last_use;

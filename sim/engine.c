@@ -485,6 +485,7 @@ release:
     sim_free(s->pristine);
     sim_free(s->page_prot);
     sim_free(s->regions);
+    sim_free(s->cr8_sites);
     memset(s, 0, sizeof *s);
     /* Translated blocks of the old image may share addresses with a new one. */
     memset(e->blocks, 0, sizeof e->blocks);
@@ -574,6 +575,24 @@ static int slot_load(sim_engine *e, sim_slot *s, const sim_image *image,
     if ((rc = slot_name_regions(s, image)) < 0)
         goto fail;
 
+    /* IRQL moves inlined as `mov cr8`, each hooked: however many there are. */
+    size_t ncr8 = 0;
+    for (uint64_t off = 0; off + 4 <= size; off++)
+        ncr8 += (s->page_prot[off / PAGE] & SIM_PROT_X) && is_cr8_move(s->mem + off);
+    if (ncr8) {
+        /* One block: the sites, then the engine's hooks, then the tracer's. */
+        s->cr8_sites = sim_calloc(ncr8, sizeof *s->cr8_sites + 2 * sizeof(uc_hook));
+        if (!s->cr8_sites) {
+            rc = SIM_ENOMEM;
+            goto fail;
+        }
+        s->cr8_hooks = (uc_hook *)(s->cr8_sites + ncr8);
+        s->tracer_cr8_hooks = s->cr8_hooks + ncr8;
+        for (uint64_t off = 0; off + 4 <= size; off++)
+            if ((s->page_prot[off / PAGE] & SIM_PROT_X) && is_cr8_move(s->mem + off))
+                s->cr8_sites[s->ncr8++] = base + off;
+    }
+
     for (uint64_t p = 0; p < pages;) {
         uint64_t q = p + 1;
         while (q < pages && s->page_prot[q] == s->page_prot[p])
@@ -595,15 +614,6 @@ static int slot_load(sim_engine *e, sim_slot *s, const sim_image *image,
         p = q;
     }
     s->used = true;
-
-    /* IRQL moves inlined as `mov cr8`. */
-    for (uint64_t off = 0; off + 4 <= size; off++) {
-        if (!(s->page_prot[off / PAGE] & SIM_PROT_X) || !is_cr8_move(s->mem + off))
-            continue;
-        if (s->ncr8 == MAX_CR8_SITES)
-            break;
-        s->cr8_sites[s->ncr8++] = base + off;
-    }
     add_cr8_hooks(e, e->uc, s, s->cr8_hooks);
     if (e->tracer) {
         add_cr8_hooks(e, e->tracer, s, s->tracer_cr8_hooks);
@@ -616,6 +626,7 @@ fail:
     sim_free(s->pristine);
     sim_free(s->page_prot);
     sim_free(s->regions);
+    sim_free(s->cr8_sites);
     memset(s, 0, sizeof *s);
     if (rc == SIM_ENOMEM)
         sim__set_err(err, errlen, "out of memory mapping the image");

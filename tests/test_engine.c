@@ -197,6 +197,47 @@ static void an_import_the_build_lacks_stops_the_load(void **state)
 }
 
 /*
+ * IRQL is tracked at every `mov cr8` of an image, however many: here the
+ * 301st raises to DISPATCH_LEVEL before a NULL read, which must then be
+ * 0xD1 (IRQL_NOT_LESS_OR_EQUAL), not 0x7E as at PASSIVE_LEVEL.
+ */
+static void every_cr8_move_is_tracked(void **state)
+{
+    (void)state;
+    static uint8_t text[0x1000];
+    size_t n = 0;
+    text[n++] = 0x31, text[n++] = 0xC0;                       /* xor eax, eax */
+    for (int i = 0; i < 300; i++)
+        text[n++] = 0x44, text[n++] = 0x0F, text[n++] = 0x22, text[n++] = 0xC0; /* mov cr8, rax */
+    static const uint8_t tail[] = {
+        0xB8, 0x02, 0x00, 0x00, 0x00,                         /* mov eax, 2 */
+        0x44, 0x0F, 0x22, 0xC0,                               /* mov cr8, rax */
+        0x48, 0x8B, 0x04, 0x25, 0x00, 0x00, 0x00, 0x00,       /* mov rax, [0] */
+        0xC3,
+    };
+    memcpy(text + n, tail, sizeof tail);
+    n += sizeof tail;
+    pf_image img;
+    pf_layout l;
+    pf_init(&img);
+    pf_add_section(&img, ".text", PF_SCN_TEXT, text, (uint32_t)n, 0);
+    img.entry = pf_section_rva(&img, 0);
+    uint8_t *file = pf_build(&img, &l);
+    sim_image *image = NULL;
+    char err[256] = "";
+    if (sim_image_parse(file, l.size, "irql.sys", &image, err, sizeof err) != 0)
+        fail_msg("parse: %s", err);
+    sim_engine *engine = support_engine();
+    support_run(engine, image, NULL, 1, &a);
+    assert_int_equal(a.kind, SIM_OUTCOME_BUGCHECK);
+    assert_int_equal(a.bugcheck, 0xD1);
+    assert_int_equal(a.params[1], 2); /* the IRQL */
+    sim_engine_destroy(engine);
+    sim_image_destroy(image);
+    free(file);
+}
+
+/*
  * An image of many small sections whose protections alternate, at every
  * KASLR slot a profile allows: the engine keeps each slot's runs of pages
  * in its region map (for fault classification and disassembly), and the
@@ -276,6 +317,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(the_seed_draws_the_base_and_relocations_follow),
         cmocka_unit_test(a_seed_gives_the_same_outcome_on_any_engine),
         cmocka_unit_test(an_import_the_build_lacks_stops_the_load),
+        cmocka_unit_test(every_cr8_move_is_tracked),
         cmocka_unit_test(bad_arguments_are_refused),
     };
     const struct CMUnitTest slow[] = {
