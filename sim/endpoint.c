@@ -195,6 +195,7 @@ static int run_once(sim_engine *e, const sim_run *run, sim_outcome *out,
     ep->profile = pr;
     ep->out = out;
     ep->image = run->image;
+    e->current = s;
     ep->rng = sim__splitmix64(&seed_state) | 1;
     ep->irql = 0;
     ep->stopped = false;

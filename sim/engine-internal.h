@@ -9,6 +9,7 @@
 #include "sim-internal.h"
 
 #define PAGE 0x1000ull
+#define SIM__MISSING_NAME 192 /* "dll!name" of an import fleetsim lacks */
 #define MAX_SLOTS 128
 #define MAX_POOL_WINDOWS 8
 #define BLOCK_CACHE_BITS 16
@@ -41,6 +42,8 @@ typedef struct sim_slot {
     uc_hook *cr8_hooks;          /* on the engine */
     uc_hook *tracer_cr8_hooks;   /* on the tracer, once it exists */
     size_t ncr8;
+    char (*missing)[SIM__MISSING_NAME]; /* its imports fleetsim lacks: stub */
+    size_t nmissing;                    /* first_missing + k names missing[k] */
     bool tracer_hooked;
     uint64_t last_use;
 } sim_slot;
@@ -77,9 +80,10 @@ struct sim_engine {
     sim_region regions[MAX_REGIONS];
     size_t nregions;
 
-    /* Imports fleetsim lacks: stub i >= first_missing names missing[i - first]. */
-    char (*missing)[192];
-    size_t nmissing, first_missing;
+    /* Imports fleetsim lacks: stub first_missing + k is the k-th of the
+     * current run's slot (sim_slot.missing). */
+    size_t first_missing;
+    const sim_slot *current;     /* the slot the run in progress uses */
 
     uc_context *clean;           /* CPU state of a fresh engine */
     uc_context *tracer_clean;
@@ -98,6 +102,7 @@ struct sim_engine {
 uint64_t sim__splitmix64(uint64_t *state);
 void sim__set_err(char *err, size_t errlen, const char *msg);
 uint64_t sim__reg(uc_engine *uc, int id);
+
 void sim__set_reg(uc_engine *uc, int id, uint64_t v);
 extern const int sim__gpr_ids[16];
 /* The slot holding `image` at KASLR slot k of the profile, mapped on demand. */

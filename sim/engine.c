@@ -194,11 +194,11 @@ static void hook_stub(uc_engine *uc, uint64_t address, uint32_t size, void *user
     (void)size;
     if (ep->stopped)
         return;
-    if (index >= e->first_missing && index - e->first_missing < e->nmissing) {
+    const sim_slot *cur = e->current;
+    if (index >= e->first_missing && cur && index - e->first_missing < cur->nmissing) {
         sim_outcome *out = ep->out;
         out->kind = SIM_OUTCOME_UNSUPPORTED_API;
-        snprintf(out->api, sizeof out->api, "%s",
-                 e->missing[index - e->first_missing]);
+        snprintf(out->api, sizeof out->api, "%s", cur->missing[index - e->first_missing]);
         snprintf(out->detail, sizeof out->detail,
                  "the driver called %s, which fleetsim does not implement",
                  out->api);
@@ -486,13 +486,21 @@ release:
     sim_free(s->page_prot);
     sim_free(s->regions);
     sim_free(s->cr8_sites);
+    sim_free(s->missing);
+    if (e->current == s)
+        e->current = NULL;
     memset(s, 0, sizeof *s);
     /* Translated blocks of the old image may share addresses with a new one. */
     memset(e->blocks, 0, sizeof e->blocks);
 }
 
-/* Stub index for an import: the API table, or a "missing" stub naming it. */
-static int import_stub(sim_engine *e, const sim_import *imp, uint64_t *stub)
+/*
+ * Stub address for an import: the API table's, or a "missing" stub naming
+ * it.  A slot numbers its image's missing imports in import order, one stub
+ * per distinct name: a function of the image alone, so the address a driver
+ * finds in its IAT is the same on every engine, whatever it loaded before.
+ */
+static int import_stub(sim_engine *e, sim_slot *s, const sim_import *imp, uint64_t *stub)
 {
     int index = -1;
 
@@ -502,23 +510,23 @@ static int import_stub(sim_engine *e, const sim_import *imp, uint64_t *stub)
         *stub = sim__kapi_address((unsigned)index);
         return 0;
     }
-    char name[192];
+    char name[SIM__MISSING_NAME];
     if (imp->by_ordinal)
         snprintf(name, sizeof name, "%s!#%u", imp->dll, imp->ordinal);
     else
         snprintf(name, sizeof name, "%s!%s", imp->dll, imp->name);
     size_t i;
-    for (i = 0; i < e->nmissing; i++)
-        if (strcmp(e->missing[i], name) == 0)
+    for (i = 0; i < s->nmissing; i++)
+        if (strcmp(s->missing[i], name) == 0)
             break;
-    if (i == e->nmissing) {
-        if (e->first_missing + e->nmissing >= SIM__NT_STUBS)
+    if (i == s->nmissing) {
+        if (e->first_missing + s->nmissing >= SIM__NT_STUBS)
             return SIM_ERANGE;
-        char(*grown)[192] = sim_realloc(e->missing, (e->nmissing + 1) * sizeof *grown);
+        char(*grown)[SIM__MISSING_NAME] = sim_realloc(s->missing, (s->nmissing + 1) * sizeof *grown);
         if (!grown)
             return SIM_ENOMEM;
-        e->missing = grown;
-        memcpy(e->missing[e->nmissing++], name, sizeof name);
+        s->missing = grown;
+        memcpy(s->missing[s->nmissing++], name, sizeof name);
     }
     *stub = SIM__NT_BASE + (e->first_missing + i) * SIM__NT_STUB_SIZE;
     return 0;
@@ -546,8 +554,9 @@ static int slot_load(sim_engine *e, sim_slot *s, const sim_image *image,
     for (size_t i = 0; i < image->nimports; i++) {
         const sim_import *imp = &image->imports[i];
         uint64_t stub;
-        if ((rc = import_stub(e, imp, &stub)) < 0) {
-            sim__set_err(err, errlen, "too many distinct unsupported imports");
+        if ((rc = import_stub(e, s, imp, &stub)) < 0) {
+            sim__set_err(err, errlen, rc == SIM_ENOMEM ? "out of memory"
+                                                       : "too many distinct unsupported imports");
             goto fail;
         }
         if ((uint64_t)imp->iat_rva + 8 <= size)
@@ -627,6 +636,7 @@ fail:
     sim_free(s->page_prot);
     sim_free(s->regions);
     sim_free(s->cr8_sites);
+    sim_free(s->missing);
     memset(s, 0, sizeof *s);
     if (rc == SIM_ENOMEM)
         sim__set_err(err, errlen, "out of memory mapping the image");
@@ -858,7 +868,6 @@ void sim_engine_destroy(sim_engine *e)
     host_unmap(e->stack, SIM__STACK_SIZE);
     for (size_t i = 0; i < e->npools; i++)
         host_unmap(e->pools[i].host, e->pools[i].size);
-    sim_free(e->missing);
     sim_free(e);
 }
 

@@ -196,6 +196,57 @@ static void an_import_the_build_lacks_stops_the_load(void **state)
     sim_image_destroy(image);
 }
 
+/* A driver whose entry calls `name`, an export fleetsim lacks, through its IAT. */
+static sim_image *forge_caller(const char *name, uint8_t **file)
+{
+    static const uint8_t text[16] = {0x48, 0x83, 0xEC, 0x28,             /* sub rsp, 0x28 */
+                                     0xFF, 0x15, 0, 0, 0, 0,             /* call [rip+iat] */
+                                     0x48, 0x83, 0xC4, 0x28, 0xC3};      /* add rsp; ret */
+    pf_image img;
+    pf_layout l;
+    pf_init(&img);
+    pf_add_section(&img, ".text", PF_SCN_TEXT, text, sizeof text, 0);
+    pf_add_import(&img, "ntoskrnl.exe", name, 0);
+    uint32_t rva = pf_section_rva(&img, 0);
+    img.entry = rva;
+    *file = pf_build(&img, &l);
+    int32_t disp = (int32_t)(l.iat[0] - (rva + 10));
+    memcpy(*file + pf_offset(&l, rva) + 6, &disp, 4);
+    sim_image *image = NULL;
+    char err[256] = "";
+    if (sim_image_parse(*file, l.size, name, &image, err, sizeof err) != 0)
+        fail_msg("parse: %s", err);
+    return image;
+}
+
+/*
+ * The stub an unsupported import resolves to depends on its image alone:
+ * the same address in the IAT, and in the crash record, on an engine that
+ * loaded other drivers with other missing imports first.
+ */
+static void missing_import_stubs_do_not_depend_on_history(void **state)
+{
+    (void)state;
+    uint8_t *fa, *fb;
+    sim_image *first = forge_caller("NoSuchRoutineA", &fa);
+    sim_image *second = forge_caller("NoSuchRoutineB", &fb);
+    sim_engine *fresh = support_engine(), *used = support_engine();
+    support_run(used, first, NULL, 1, &b);
+    assert_string_equal(b.api, "ntoskrnl.exe!NoSuchRoutineA");
+    support_run(used, second, NULL, 1, &b);
+    support_run(fresh, second, NULL, 1, &a);
+    assert_int_equal(a.kind, SIM_OUTCOME_UNSUPPORTED_API);
+    assert_string_equal(a.api, "ntoskrnl.exe!NoSuchRoutineB");
+    assert_string_equal(b.api, a.api);
+    assert_int_equal(b.regs.rip, a.regs.rip);
+    sim_engine_destroy(fresh);
+    sim_engine_destroy(used);
+    sim_image_destroy(first);
+    sim_image_destroy(second);
+    free(fa);
+    free(fb);
+}
+
 /*
  * IRQL is tracked at every `mov cr8` of an image, however many: here the
  * 301st raises to DISPATCH_LEVEL before a NULL read, which must then be
@@ -318,6 +369,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(a_seed_gives_the_same_outcome_on_any_engine),
         cmocka_unit_test(an_import_the_build_lacks_stops_the_load),
         cmocka_unit_test(every_cr8_move_is_tracked),
+        cmocka_unit_test(missing_import_stubs_do_not_depend_on_history),
         cmocka_unit_test(bad_arguments_are_refused),
     };
     const struct CMUnitTest slow[] = {
