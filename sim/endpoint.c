@@ -137,9 +137,24 @@ static void restore(sim_engine *e, sim_slot *s, sim_pool_window *w)
 {
     uint64_t pages = s->size / PAGE;
 
-    for (uint64_t p = 0; p < pages; p++)
-        if (s->page_prot[p] & SIM_PROT_W)
-            memcpy(s->mem + p * PAGE, s->pristine + p * PAGE, PAGE);
+    for (uint64_t p = 0; p < pages; p++) {
+        if (!(s->page_prot[p] & SIM_PROT_W))
+            continue;
+        uint8_t *m = s->mem + p * PAGE;
+        const uint8_t *o = s->pristine + p * PAGE;
+        /* Code the last run rewrote: Unicorn does not see the host put the
+         * bytes back, so its translations of the rewrite (and the block
+         * counts) go too, or the next run would execute them. */
+        bool rewritten_code = (s->page_prot[p] & SIM_PROT_X) && memcmp(m, o, PAGE) != 0;
+        memcpy(m, o, PAGE);
+        if (rewritten_code) {
+            uint64_t a = s->base + p * PAGE;
+            uc_ctl_remove_cache(e->uc, a, a + PAGE);
+            if (e->tracer)
+                uc_ctl_remove_cache(e->tracer, a, a + PAGE);
+            memset(e->blocks, 0, sizeof e->blocks);
+        }
+    }
     memset(e->stack, 0, SIM__STACK_SIZE);
     /*
      * The pool: what the last run handed out, and the page after it (the

@@ -248,6 +248,50 @@ static void missing_import_stubs_do_not_depend_on_history(void **state)
 }
 
 /*
+ * A driver that rewrites its own code (a writable and executable section):
+ * the next run on the engine starts from the image's bytes, and runs them,
+ * not the translation of the last run's rewrite.  DriverEntry calls f
+ * (mov eax, 1), patches f's immediate to 2, calls it again, and returns
+ * 16 * first + second: 0x12 on every run.
+ */
+static void code_a_run_rewrote_is_not_run_again(void **state)
+{
+    (void)state;
+    static const uint8_t text[48] = {
+        0x48, 0x83, 0xEC, 0x28,             /* 0: sub rsp, 0x28 */
+        0xE8, 0x1F, 0, 0, 0,                /* 4: call f */
+        0x89, 0xC1,                         /* 9: mov ecx, eax */
+        0xC1, 0xE1, 0x04,                   /* 11: shl ecx, 4 */
+        0xC6, 0x05, 0x14, 0, 0, 0, 0x02,    /* 14: mov byte [f + 1], 2 */
+        0xE8, 0x0E, 0, 0, 0,                /* 21: call f */
+        0x01, 0xC8,                         /* 26: add eax, ecx */
+        0x48, 0x83, 0xC4, 0x28,             /* 28: add rsp, 0x28 */
+        0xC3,                               /* 32: ret */
+        [40] = 0xB8, 0x01, 0, 0, 0, 0xC3,   /* 40: f: mov eax, 1; ret */
+    };
+    pf_image img;
+    pf_layout l;
+    pf_init(&img);
+    pf_add_section(&img, ".text", PF_SCN_TEXT | 0x80000000u, text, sizeof text, 0);
+    img.entry = pf_section_rva(&img, 0);
+    uint8_t *file = pf_build(&img, &l);
+    sim_image *image = NULL;
+    char err[256] = "";
+    if (sim_image_parse(file, l.size, "smc.sys", &image, err, sizeof err) != 0)
+        fail_msg("parse: %s", err);
+    sim_engine *engine = support_engine();
+    for (int i = 0; i < 3; i++) {
+        support_run(engine, image, NULL, 1, &a);
+        assert_int_equal(a.kind, SIM_OUTCOME_OK);
+        assert_true(a.status_valid);
+        assert_int_equal(a.status, 0x12);
+    }
+    sim_engine_destroy(engine);
+    sim_image_destroy(image);
+    free(file);
+}
+
+/*
  * IRQL is tracked at every `mov cr8` of an image, however many: here the
  * 301st raises to DISPATCH_LEVEL before a NULL read, which must then be
  * 0xD1 (IRQL_NOT_LESS_OR_EQUAL), not 0x7E as at PASSIVE_LEVEL.
@@ -369,6 +413,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(a_seed_gives_the_same_outcome_on_any_engine),
         cmocka_unit_test(an_import_the_build_lacks_stops_the_load),
         cmocka_unit_test(every_cr8_move_is_tracked),
+        cmocka_unit_test(code_a_run_rewrote_is_not_run_again),
         cmocka_unit_test(missing_import_stubs_do_not_depend_on_history),
         cmocka_unit_test(bad_arguments_are_refused),
     };
