@@ -601,6 +601,35 @@ static void inventory_errors_name_the_row(void **state)
 
 /* ---- content and overrides ---------------------------------------------- */
 
+/* 200,000 named tenants: checked for repeats by sorting, not pair by pair. */
+static void many_tenants_parse(void **state)
+{
+    (void)state;
+    const size_t n = 200000;
+    size_t cap = n * 32 + 1024, len = 0;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    len += (size_t)snprintf(text + len, cap - len, "%s",
+                            SNIP_HEAD "fleet:\n  size: 1000000\n  profiles: {a: 100%}\n"
+                                      "  sensors: {\"7.11\": 100%}\n  regions: {r1: 100%}\n"
+                                      "  tenants:\n");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(text + len, cap - len, "    t%06zu: 0.0005%%\n", i);
+    len += (size_t)snprintf(text + len, cap - len, "%s", SNIP_UPDATE);
+    scenario *s = parse_ok(text);
+    assert_int_equal(s->attrs[SCENARIO_ATTR_TENANT].count, n);
+    scenario_destroy(s);
+    /* The same name twice, far apart, is found and pointed at. */
+    memcpy(strstr(text, "t199999:"), "t000007:", 8);
+    char err[512];
+    s = NULL;
+    assert_int_equal(scenario_parse(text, len, "snip.yaml", 0, &s, err, sizeof err),
+                     SIM_EFORMAT);
+    if (!strstr(err, "snip.yaml:200010:5: fleet.tenants: \"t000007\" is given twice"))
+        fail_msg("%s", err);
+    free(text);
+}
+
 /* Content items: a name or {file: F}; no more files on an endpoint than a run holds. */
 static void content_lists_are_bounded(void **state)
 {
@@ -988,6 +1017,7 @@ int main(void)
         cmocka_unit_test(names_are_checked_against_the_catalog),
         cmocka_unit_test(inventory_loads),
         cmocka_unit_test(inventory_errors_name_the_row),
+        cmocka_unit_test(many_tenants_parse),
         cmocka_unit_test(content_lists_are_bounded),
         cmocka_unit_test(content_resolves_through_the_search_list),
         cmocka_unit_test(overrides_replace_values),
