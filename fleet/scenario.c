@@ -1011,6 +1011,9 @@ static int parse_root(parser *p, yaml_node_t *root)
         return sim_yaml_fail(&p->y, v[START],
                              "start: expected a UTC time such as \"2024-07-19T00:00:00Z\", "
                              "got \"%s\"", start);
+    /* Machines booted before it: their FILETIME boot times must not wrap. */
+    if (s->start_ms < 315532800000ll)
+        return sim_yaml_fail(&p->y, v[START], "start: %s is before 1980", start);
     NEED(FLEET);
     if ((rc = parse_fleet(p, v[FLEET])))
         return rc;

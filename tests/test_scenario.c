@@ -418,6 +418,8 @@ static const struct {
     {SNIP_BASE "rollout:\n  plans:\n    - name: a/b\n      rings: [{name: r, share: 100%}]\n",
      "snip.yaml:15:13: ", "plan name: \"a/b\" names a store file (<store>.a/b.db): no '/', "
      "'.' or '..'"},
+    {"name: t\nseed: 7\nduration: 12h\nstart: 1601-01-01T00:00:00+01:00\n" SNIP_FLEET SNIP_UPDATE,
+     "snip.yaml:4:8: ", "start: 1601-01-01T00:00:00+01:00 is before 1980"},
     {SNIP_BASE "content: [[a]]\n", "snip.yaml:13:11: ",
      "expected a content file name, got a list"},
     {SNIP_BASE "revert:\n  content: [y.sys]\n  at: +1h\n", "snip.yaml:15:7: ",
