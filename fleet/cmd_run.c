@@ -202,12 +202,30 @@ static int setup(run_ctx *c, const run_args *a, char *err, size_t errlen)
         return SIM_ENOMEM;
     for (size_t i = 0; i < c->nprofiles_loaded; i++)
         names[i] = c->profiles[i]->name;
+    /* The sensor versions are the images' names: sensor-VERSION.sys. */
+    char **images = NULL;
+    size_t nimages = 0;
+    if ((rc = sim_list_dir(image_dir, "sensor-", ".sys", SCENARIO_MAX_NAMES, &images, &nimages,
+                           err, errlen)) < 0) {
+        sim_free(names);
+        return rc;
+    }
+    for (size_t i = 0; i < nimages; i++)
+        images[i][strlen(images[i]) - 4] = '\0'; /* keep the version: drop ".sys" */
+    const char **versions = sim_calloc(nimages + 1, sizeof *versions);
+    if (!versions)
+        rc = SIM_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < nimages; i++)
+        versions[i] = images[i] + strlen("sensor-");
     const char *dirs[1] = {content_dir};
-    scenario_catalog cat = {names, c->nprofiles_loaded, NULL, 0, dirs, 1};
-    rc = scenario_check(c->sc, &cat, err, errlen);
+    scenario_catalog cat = {names, c->nprofiles_loaded, versions, nimages, dirs, 1};
+    if (rc == 0)
+        rc = scenario_check(c->sc, &cat, err, errlen);
     if (rc == 0)
         rc = scenario_resolve_content(c->sc, &cat, err, errlen);
     sim_free(names);
+    sim_free(versions);
+    sim_list_free(images, nimages);
     if (rc < 0)
         return rc;
 

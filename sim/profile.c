@@ -24,7 +24,6 @@
  * bound.
  */
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -728,71 +727,9 @@ int sim_profile_load(const char *path, sim_profile **out, char *err, size_t errl
     return rc;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int cmp_profile(const void *a, const void *b)
 {
     return strcmp((*(sim_profile *const *)a)->name, (*(sim_profile *const *)b)->name);
-}
-
-static bool is_profile_file(const char *name)
-{
-    size_t n = strlen(name);
-    /* Hidden files are editors' and tools' (".#x.yaml"), not profiles. */
-    return name[0] != '.' && n > 5 && strcmp(name + n - 5, ".yaml") == 0;
-}
-
-/* The *.yaml names in `dir`, sorted, so loading (and its errors) is reproducible. */
-static int list_dir(const char *dir, char ***names, size_t *count, char *err, size_t errlen)
-{
-    DIR *d = opendir(dir);
-    if (!d) {
-        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-        return SIM_EIO;
-    }
-    char **list = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!is_profile_file(e->d_name))
-            continue;
-        if (n == SIM__PROFILE_MAX_FILES) {
-            snprintf(err, errlen, "%s: more than %d profile files", dir, SIM__PROFILE_MAX_FILES);
-            rc = SIM_ERANGE;
-            break;
-        }
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 32;
-            char **grown = sim_realloc(list, ncap * sizeof *list);
-            if (!grown) {
-                rc = sim_yaml_nomem(err, errlen);
-                break;
-            }
-            list = grown;
-            cap = ncap;
-        }
-        if (!(list[n] = sim_strdup(e->d_name))) {
-            rc = sim_yaml_nomem(err, errlen);
-            break;
-        }
-        n++;
-    }
-    closedir(d);
-    if (rc) {
-        for (size_t i = 0; i < n; i++)
-            sim_free(list[i]);
-        sim_free(list);
-        return rc;
-    }
-    if (n)
-        qsort(list, n, sizeof *list, cmp_str);
-    *names = list;
-    *count = n;
-    return 0;
 }
 
 int sim_profile_load_dir(const char *dir, sim_profile ***out, size_t *count, char *err,
@@ -808,7 +745,9 @@ int sim_profile_load_dir(const char *dir, sim_profile ***out, size_t *count, cha
     *out = NULL;
     *count = 0;
     err[0] = '\0';
-    if ((rc = list_dir(dir, &names, &nnames, err, errlen)))
+    /* Sorted, so loading (and its errors) is reproducible. */
+    if ((rc = sim_list_dir(dir, "", ".yaml", SIM__PROFILE_MAX_FILES, &names, &nnames, err,
+                           errlen)))
         return rc;
     if (nnames && !(list = sim_calloc(nnames, sizeof *list)))
         rc = sim_yaml_nomem(err, errlen);
@@ -832,9 +771,7 @@ int sim_profile_load_dir(const char *dir, sim_profile ***out, size_t *count, cha
             }
         n++;
     }
-    for (size_t i = 0; i < nnames; i++)
-        sim_free(names[i]);
-    sim_free(names);
+    sim_list_free(names, nnames);
     if (rc) {
         sim_profile_list_destroy(list, n);
         return rc;

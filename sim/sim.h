@@ -202,6 +202,15 @@ int sim_image_parse(const void *data, size_t size, const char *name,
  */
 int sim_read_file(const char *path, size_t max, uint8_t **data, size_t *size);
 
+/*
+ * The names of the files in `dir` that start with `prefix` and end with
+ * `suffix` (not hidden ones), sorted, at most `max` (SIM_ERANGE past it);
+ * free them with sim_list_free.  SIM_EIO when the folder cannot be read.
+ */
+int sim_list_dir(const char *dir, const char *prefix, const char *suffix, size_t max,
+                 char ***names, size_t *count, char *err, size_t errlen);
+void sim_list_free(char **names, size_t count);
+
 /* SHA-256 of a buffer: the identity of images and content in a run's store. */
 void sim_sha256(const void *data, size_t size, uint8_t digest[32]);
 

@@ -156,6 +156,13 @@ status=$?
 check "a malformed scenario exits 2 with file:line:column" sh -c \
   "test $status -eq 2 && grep -q 'bad.yaml:[0-9]*:[0-9]*:' '$tmp/bad.txt'"
 
+# A sensor version without an image is refused where the scenario names it.
+sed 's/"7.10": 20%/"7.99": 20%/' "$scenario" >"$tmp/sensor.yaml"
+"$fleetsim" run "$tmp/sensor.yaml" --fleet-size 40 --db "$tmp/x.db" >"$tmp/bad.txt" 2>&1
+status=$?
+check "an unknown sensor version exits 2 at its line, naming the known ones" sh -c \
+  "test $status -eq 2 && grep -q 'sensor.yaml:36:5: unknown sensor version \"7.99\"; known: 7.10, 7.11, 7.16' '$tmp/bad.txt'"
+
 # --duration overrides the scenario's: the store says so, nothing happens
 # after it, and one that ends before the release is refused.
 "$fleetsim" run "$scenario" --fleet-size 40 --duration 3h --db "$tmp/short.db" --quiet \
