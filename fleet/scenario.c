@@ -119,8 +119,8 @@ static int get_duration(parser *p, yaml_node_t *n, const char *what, bool nonzer
         return rc;
     if (!scenario_parse_duration(text, out))
         return sim_yaml_fail(&p->y, n,
-                             "%s: expected a duration such as \"12h\", \"1h30m\", \"90s\", "
-                             "\"250ms\", got \"%s\"", what, text);
+                             "%s: expected a duration (up to 100 years) such as \"12h\", "
+                             "\"1h30m\", \"90s\", \"250ms\", got \"%s\"", what, text);
     if (nonzero && *out == 0)
         return sim_yaml_fail(&p->y, n, "%s: must be longer than 0", what);
     return 0;

@@ -167,8 +167,8 @@ int scenario_override(scenario *s, const char *key, const char *value, char *err
     }
     if (strcmp(key, "duration") == 0) {
         if (!scenario_parse_duration(value, &v) || v == 0) {
-            snprintf(err, errlen, "--duration: expected a duration such as \"12h\" or "
-                                  "\"1h30m\", got \"%s\"", value);
+            snprintf(err, errlen, "--duration: expected a duration (up to 100 years) such as "
+                                  "\"12h\" or \"1h30m\", got \"%s\"", value);
             return SIM_EINVAL;
         }
         if ((uint64_t)s->release_ms >= v) {

@@ -370,7 +370,7 @@ static const struct {
 
     {SNIP_HEAD SNIP_FLEET, "snip.yaml:1:1: ", "the scenario: missing key \"update\""},
     {"name: t\nseed: 7\nduration: 12 hours\n", "snip.yaml:3:11: ",
-     "duration: expected a duration such as"},
+     "duration: expected a duration (up to 100 years) such as"},
     {"name: t\nseed: -1\n", "snip.yaml:2:7: ", "seed: expected a whole number, got \"-1\""},
     {"name: t\nseed: 18446744073709551616\n", "snip.yaml:2:7: ", "seed: expected a whole number"},
     {"name: t\nseed: 7\nduration: 12h\nstart: 2024-02-30T00:00:00Z\n", "snip.yaml:4:8: ",
