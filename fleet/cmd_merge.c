@@ -68,8 +68,17 @@ int fleet_cmd_merge(int argc, char **argv)
         return fleet_usage_error(USAGE, "-o OUT.db: where to write the merged store");
     if (optind >= argc)
         return fleet_usage_error(USAGE, "which shard stores?");
-    struct stat out_st;
+    struct stat out_st, wal_st;
     bool out_exists = stat(out, &out_st) == 0;
+    char wal[4200];
+    snprintf(wal, sizeof wal, "%s-wal", out);
+    if (out_exists && !S_ISREG(out_st.st_mode))
+        return fleet_usage_error(USAGE, "-o %s: not a file", out);
+    /* Replacing OUT drops its WAL: refuse one that holds rows not yet in OUT. */
+    if (stat(wal, &wal_st) == 0 && wal_st.st_size > 0)
+        return fleet_usage_error(USAGE, "-o %s: %s holds rows not yet in it (a process "
+                                 "writing it died?); open it with sqlite3 to keep them, or "
+                                 "remove it", out, wal);
     for (int i = optind; i < argc; i++) {
         struct stat in_st;
         if (strcmp(argv[i], out) == 0 ||
@@ -98,8 +107,15 @@ int fleet_cmd_merge(int argc, char **argv)
             rc = SIM_EIO;
     }
     if (rc == 0) {
-        rc = store_close(st, err, sizeof err); /* checkpoints: no -wal is left */
+        rc = store_close(st, err, sizeof err);
         st = NULL;
+        struct stat tmp_wal;
+        char name[4200];
+        snprintf(name, sizeof name, "%s-wal", tmp);
+        if (rc == 0 && stat(name, &tmp_wal) == 0 && tmp_wal.st_size > 0) {
+            snprintf(err, sizeof err, "%s: not all of the merge reached the file", tmp);
+            rc = SIM_EIO;
+        }
     }
     if (rc == 0) {
         remove_store_sidecars(out); /* an old OUT's -wal would be read into the new one */

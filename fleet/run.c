@@ -41,6 +41,7 @@
 
 #include <uv.h>
 
+#include "fleet.h"
 #include "run-internal.h"
 
 #define MAX_JOB_FILES SCENARIO_MAX_FILES /* the scenario refuses more */
@@ -656,6 +657,9 @@ int run__play(run_ctx *c, double *wall, char *err, size_t errlen)
     uv_signal_start(&c->sigterm, on_signal, SIGTERM);
     uv_unref((uv_handle_t *)&c->sigint);
     uv_unref((uv_handle_t *)&c->sigterm);
+    /* A Ctrl-C caught before libuv took the signals over (fleet_catch_stop). */
+    if (fleet_stop_signal())
+        c->interrupted = true;
     if (!c->quiet)
         uv_timer_start(&c->progress, on_progress, 200, 200);
     uv_unref((uv_handle_t *)&c->progress);

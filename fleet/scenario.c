@@ -1053,33 +1053,36 @@ static int parse_root(parser *p, yaml_node_t *root)
 /* Resolve each where ring's values to the fleet's attribute indices. */
 static int bind_rings(scenario *s, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < s->nplans; i++)
-        for (size_t r = 0; r < s->plans[i].nrings; r++) {
+    name_index ix[SCENARIO_ATTR_COUNT] = {{0}}; /* built for the attributes rings use */
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < s->nplans; i++)
+        for (size_t r = 0; rc == 0 && r < s->plans[i].nrings; r++) {
             scenario_ring *ring = &s->plans[i].rings[r];
             if (ring->where_attr < 0)
                 continue;
             const scenario_names *names = &s->attrs[ring->where_attr];
+            name_index *by_name = &ix[ring->where_attr];
             sim_free(ring->where_index);
-            if (!(ring->where_index = sim_calloc(ring->where.count, sizeof *ring->where_index)))
-                return sim_yaml_nomem(err, errlen);
-            name_index ix;
-            if (!name_index_build(names, &ix))
-                return sim_yaml_nomem(err, errlen);
-            for (size_t w = 0; w < ring->where.count; w++) {
-                const scenario_name *want = &ring->where.items[w];
-                ptrdiff_t k = name_index_find(&ix, names, want->name);
-                if (k < 0) {
-                    sim_free(ix.by_name);
-                    return scenario__report(err, errlen, want->mark,
-                                            "ring %s: no %s \"%s\" in the fleet", ring->name,
-                                            scenario_attr_name((scenario_attr)ring->where_attr),
-                                            want->name);
-                }
-                ring->where_index[w] = (uint32_t)k;
+            if (!(ring->where_index = sim_calloc(ring->where.count, sizeof *ring->where_index)) ||
+                (!by_name->by_name && !name_index_build(names, by_name))) {
+                rc = sim_yaml_nomem(err, errlen);
+                break;
             }
-            sim_free(ix.by_name);
+            for (size_t w = 0; rc == 0 && w < ring->where.count; w++) {
+                const scenario_name *want = &ring->where.items[w];
+                ptrdiff_t k = name_index_find(by_name, names, want->name);
+                if (k < 0)
+                    rc = scenario__report(err, errlen, want->mark,
+                                          "ring %s: no %s \"%s\" in the fleet", ring->name,
+                                          scenario_attr_name((scenario_attr)ring->where_attr),
+                                          want->name);
+                else
+                    ring->where_index[w] = (uint32_t)k;
+            }
         }
-    return 0;
+    for (size_t a = 0; a < SCENARIO_ATTR_COUNT; a++)
+        sim_free(ix[a].by_name);
+    return rc;
 }
 
 /*

@@ -21,7 +21,7 @@
 #include "fleet_gen.h"
 #include "store-internal.h"
 
-/* Tables copied row for row; artifacts may repeat across shards. */
+/* Tables copied row for row; artifacts, the same in every shard, are checked. */
 static const char *const TABLES[] = {"endpoints", "endpoint_attrs", "outcomes", "crashes",
                                      "dbgprint", "timeline"};
 
@@ -216,7 +216,7 @@ int store_merge(store *st, const char *const *paths, size_t n, char *err, size_t
     if (rc < 0)
         return rc;
     /* A shard at a time: SQLite attaches and detaches outside transactions.
-     * On an error the caller removes the half-merged file. */
+     * On an error the caller drops the temporary file it merges into. */
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if ((rc = attach(db, paths[i], err, errlen)) < 0)
             break;
@@ -270,6 +270,9 @@ int store_merge(store *st, const char *const *paths, size_t n, char *err, size_t
         rc = exec(db, store_index_sql(), store_path(st), err, errlen);
     if (rc == 0) /* statistics for the query planner, as a run's mark takes them */
         exec(db, "PRAGMA analysis_limit = 1000; ANALYZE", store_path(st), NULL, 0);
+    /* Everything into the file itself: the caller renames the file alone. */
+    if (rc == 0)
+        rc = exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", store_path(st), err, errlen);
     if (rc < 0) {
         if (strstr(err, "UNIQUE constraint failed"))
             snprintf(err, errlen, "store: the shards overlap (an endpoint is in two of them); "

@@ -41,10 +41,13 @@ bool sim__call_guest(sim_endpoint *ep, uint64_t fn, const uint64_t *args,
     sim__set_reg(ep->uc, UC_X86_REG_RSP, rsp);
     sim__set_reg(ep->uc, UC_X86_REG_RFLAGS, 0x202);
     ep->call_insns = 0;
+    ep->api_bytes = 0;
     sim__update_shared_data(ep);
 
     e->pending = false;
     uc_err ue = uc_emu_start(ep->uc, fn, trap, 0, 0);
+    /* Host work between calls (delivering the next event) is nobody's. */
+    ep->call_insns = ep->api_bytes = 0;
     if (e->pending && !ep->stopped) {
         /* RIP is stale (where Unicorn last stored it); the faulting block
          * is the one the block hook saw last.  Find the instruction in it,
@@ -136,6 +139,7 @@ static const sim_import *absent_import(const sim_image *image, const sim_profile
 static void restore(sim_engine *e, sim_slot *s, sim_pool_window *w)
 {
     uint64_t pages = s->size / PAGE;
+    bool rewritten_code = false;
 
     for (uint64_t p = 0; p < pages; p++) {
         if (!(s->page_prot[p] & SIM_PROT_W))
@@ -143,18 +147,24 @@ static void restore(sim_engine *e, sim_slot *s, sim_pool_window *w)
         uint8_t *m = s->mem + p * PAGE;
         const uint8_t *o = s->pristine + p * PAGE;
         /* Code the last run rewrote: Unicorn does not see the host put the
-         * bytes back, so its translations of the rewrite (and the block
-         * counts) go too, or the next run would execute them. */
-        bool rewritten_code = (s->page_prot[p] & SIM_PROT_X) && memcmp(m, o, PAGE) != 0;
-        memcpy(m, o, PAGE);
-        if (rewritten_code) {
+         * bytes back, so its translations of the rewritten bytes (and the
+         * block counts) go too, or the next run would execute them. */
+        if ((s->page_prot[p] & SIM_PROT_X) && memcmp(m, o, PAGE) != 0) {
+            uint64_t lo = 0, hi = PAGE;
+            while (m[lo] == o[lo])
+                lo++;
+            while (m[hi - 1] == o[hi - 1])
+                hi--;
             uint64_t a = s->base + p * PAGE;
-            uc_ctl_remove_cache(e->uc, a, a + PAGE);
+            uc_ctl_remove_cache(e->uc, a + lo, a + hi);
             if (e->tracer)
-                uc_ctl_remove_cache(e->tracer, a, a + PAGE);
-            memset(e->blocks, 0, sizeof e->blocks);
+                uc_ctl_remove_cache(e->tracer, a + lo, a + hi);
+            rewritten_code = true;
         }
+        memcpy(m, o, PAGE);
     }
+    if (rewritten_code)
+        memset(e->blocks, 0, sizeof e->blocks);
     memset(e->stack, 0, SIM__STACK_SIZE);
     /*
      * The pool: what the last run handed out, and the page after it (the

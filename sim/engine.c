@@ -581,8 +581,12 @@ static int slot_load(sim_engine *e, sim_slot *s, const sim_image *image,
         for (uint64_t p = first; p < last && p < pages; p++)
             s->page_prot[p] |= (uint8_t)(sec->prot | SIM_PROT_R);
     }
-    if ((rc = slot_name_regions(s, image)) < 0)
+    if ((rc = slot_name_regions(s, image)) < 0) {
+        if (rc == SIM_ERANGE)
+            sim__set_err(err, errlen, "the image has more runs of page protections than "
+                                      "sections allow");
         goto fail;
+    }
 
     /* IRQL moves inlined as `mov cr8`, each hooked: however many there are. */
     size_t ncr8 = 0;
@@ -640,8 +644,6 @@ fail:
     memset(s, 0, sizeof *s);
     if (rc == SIM_ENOMEM)
         sim__set_err(err, errlen, "out of memory mapping the image");
-    else if (rc == SIM_ERANGE)
-        sim__set_err(err, errlen, "the image has more runs of page protections than sections allow");
     return rc;
 }
 

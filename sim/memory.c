@@ -40,7 +40,9 @@ const sim_region *sim__region_at(const sim_endpoint *ep, uint64_t addr)
  */
 bool sim__charge(sim_endpoint *ep, uint64_t n)
 {
-    ep->call_insns += n / 8 + 1;
+    ep->api_bytes += n; /* a byte at a time adds up too */
+    ep->call_insns += ep->api_bytes / 8;
+    ep->api_bytes %= 8;
     if (ep->call_insns <= ep->budget)
         return true;
     sim__stuck(ep);

@@ -126,7 +126,8 @@ struct sim_endpoint {
     uint64_t now_ms;           /* virtual ms since boot of the current call */
     uint64_t insns_at_call;    /* instruction count when the call began */
     uint64_t budget;           /* instructions allowed per guest call */
-    uint64_t call_insns;       /* instructions in the current guest call */
+    uint64_t call_insns;       /* instructions in the current guest call, and */
+    uint64_t api_bytes;        /* bytes kernel routines touched for it, mod 8 */
 
     /* What the driver registered. */
     uint64_t driver_object;    /* guest address of its DRIVER_OBJECT */
