@@ -4,7 +4,8 @@
  * CSV), scenario_value.c (the strict value syntaxes), scenario_check.c
  * (names, content and overrides after parsing) and scenario_query.c (the
  * values the loop asks for).  The public API is scenario.h; the double
- * underscore marks these names as internal.
+ * underscore marks these names as internal.  scenario_names.c indexes and
+ * binds the cohorts' names.
  */
 #ifndef FLEETSIM_SCENARIO_INTERNAL_H
 #define FLEETSIM_SCENARIO_INTERNAL_H
@@ -29,10 +30,15 @@ bool scenario__parse_decimal(const char *text, double *out);
 void scenario__names_free(scenario_names *names);
 
 /*
- * Bind the online curves to the fleet's regions: every curve names a region
- * of the fleet, and every region has a curve (its own or the default).
- * Called after the YAML, or after the inventory when there is one.
+ * Bind names to the fleet's (scenario_names.c): every online curve names a
+ * region of the fleet and every region has a curve (its own or the
+ * default); every ring selector's values are the fleet's.  Called after the
+ * YAML, or after the inventory when there is one.
  */
 int scenario__finish(scenario *s, char *err, size_t errlen);
+
+/* scenario_names.c: the first entry, in list order, whose name an earlier
+ * entry has (NULL if none); false when out of memory. */
+bool scenario__repeated_name(const scenario_names *l, const scenario_name **repeat);
 
 #endif
