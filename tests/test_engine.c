@@ -291,6 +291,63 @@ static void code_a_run_rewrote_is_not_run_again(void **state)
     free(file);
 }
 
+/* A driver of one .text section holding `code`, entered at its start. */
+static sim_image *forge_code(const char *name, const uint8_t *code, uint32_t size,
+                             uint8_t **file)
+{
+    pf_image img;
+    pf_layout l;
+    pf_init(&img);
+    pf_add_section(&img, ".text", PF_SCN_TEXT, code, size, 0);
+    img.entry = pf_section_rva(&img, 0);
+    *file = pf_build(&img, &l);
+    sim_image *image = NULL;
+    char err[256] = "";
+    if (sim_image_parse(*file, l.size, name, &image, err, sizeof err) != 0)
+        fail_msg("parse: %s", err);
+    return image;
+}
+
+/*
+ * A driver that writes into its pool window outside anything it allocated
+ * and then faults leaves nothing there for the next run: a reader of that
+ * address returns the same on a fresh engine as after the writer.
+ */
+static void a_faulted_run_leaves_nothing_in_the_pool_window(void **state)
+{
+    (void)state;
+    static const uint8_t writer[] = {
+        0x48, 0xB8, 0x08, 0, 0, 0, 0, 0x84, 0xFF, 0xFF,  /* mov rax, 0xFFFF840000000008 */
+        0x48, 0xC7, 0x00, 0x34, 0x12, 0, 0,              /* mov qword [rax], 0x1234 */
+        0x0F, 0x0B,                                      /* ud2 */
+    };
+    static const uint8_t reader[] = {
+        0x48, 0xB8, 0x08, 0, 0, 0, 0, 0x84, 0xFF, 0xFF,  /* mov rax, 0xFFFF840000000008 */
+        0x8B, 0x00,                                      /* mov eax, [rax] */
+        0xC3,
+    };
+    uint8_t *fw, *fr;
+    sim_image *w = forge_code("writer.sys", writer, sizeof writer, &fw);
+    sim_image *r = forge_code("reader.sys", reader, sizeof reader, &fr);
+    sim_engine *fresh = support_engine(), *used = support_engine();
+    assert_int_equal(sim_profile_default()->pool_lo, 0xFFFF840000000000ull);
+    for (uint64_t seed = 1; seed <= 4; seed++) {
+        support_run(used, w, NULL, seed, &b);
+        assert_int_equal(b.kind, SIM_OUTCOME_BUGCHECK); /* the ud2 */
+        support_run(used, r, NULL, seed + 100, &b);
+        support_run(fresh, r, NULL, seed + 100, &a);
+        assert_int_equal(a.kind, SIM_OUTCOME_OK);
+        assert_int_equal(b.kind, SIM_OUTCOME_OK);
+        assert_int_equal(b.status, a.status);
+    }
+    sim_engine_destroy(fresh);
+    sim_engine_destroy(used);
+    sim_image_destroy(w);
+    sim_image_destroy(r);
+    free(fw);
+    free(fr);
+}
+
 /*
  * IRQL is tracked at every `mov cr8` of an image, however many: here the
  * 301st raises to DISPATCH_LEVEL before a NULL read, which must then be
@@ -414,6 +471,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(an_import_the_build_lacks_stops_the_load),
         cmocka_unit_test(every_cr8_move_is_tracked),
         cmocka_unit_test(code_a_run_rewrote_is_not_run_again),
+        cmocka_unit_test(a_faulted_run_leaves_nothing_in_the_pool_window),
         cmocka_unit_test(missing_import_stubs_do_not_depend_on_history),
         cmocka_unit_test(bad_arguments_are_refused),
     };
