@@ -196,6 +196,23 @@ static void an_import_the_build_lacks_stops_the_load(void **state)
     sim_image_destroy(image);
 }
 
+/* A driver of one section holding `code`, entered at its start. */
+static sim_image *forge_code(const char *name, const uint8_t *code, uint32_t size,
+                             uint32_t characteristics, uint8_t **file)
+{
+    pf_image img;
+    pf_layout l;
+    pf_init(&img);
+    pf_add_section(&img, ".text", characteristics, code, size, 0);
+    img.entry = pf_section_rva(&img, 0);
+    *file = pf_build(&img, &l);
+    sim_image *image = NULL;
+    char err[256] = "";
+    if (sim_image_parse(*file, l.size, name, &image, err, sizeof err) != 0)
+        fail_msg("parse: %s", err);
+    return image;
+}
+
 /* A driver whose entry calls `name`, an export fleetsim lacks, through its IAT. */
 static sim_image *forge_caller(const char *name, uint8_t **file)
 {
@@ -269,16 +286,8 @@ static void code_a_run_rewrote_is_not_run_again(void **state)
         0xC3,                               /* 32: ret */
         [40] = 0xB8, 0x01, 0, 0, 0, 0xC3,   /* 40: f: mov eax, 1; ret */
     };
-    pf_image img;
-    pf_layout l;
-    pf_init(&img);
-    pf_add_section(&img, ".text", PF_SCN_TEXT | 0x80000000u, text, sizeof text, 0);
-    img.entry = pf_section_rva(&img, 0);
-    uint8_t *file = pf_build(&img, &l);
-    sim_image *image = NULL;
-    char err[256] = "";
-    if (sim_image_parse(file, l.size, "smc.sys", &image, err, sizeof err) != 0)
-        fail_msg("parse: %s", err);
+    uint8_t *file;
+    sim_image *image = forge_code("smc.sys", text, sizeof text, PF_SCN_TEXT | 0x80000000u, &file);
     sim_engine *engine = support_engine();
     for (int i = 0; i < 3; i++) {
         support_run(engine, image, NULL, 1, &a);
@@ -289,23 +298,6 @@ static void code_a_run_rewrote_is_not_run_again(void **state)
     sim_engine_destroy(engine);
     sim_image_destroy(image);
     free(file);
-}
-
-/* A driver of one .text section holding `code`, entered at its start. */
-static sim_image *forge_code(const char *name, const uint8_t *code, uint32_t size,
-                             uint8_t **file)
-{
-    pf_image img;
-    pf_layout l;
-    pf_init(&img);
-    pf_add_section(&img, ".text", PF_SCN_TEXT, code, size, 0);
-    img.entry = pf_section_rva(&img, 0);
-    *file = pf_build(&img, &l);
-    sim_image *image = NULL;
-    char err[256] = "";
-    if (sim_image_parse(*file, l.size, name, &image, err, sizeof err) != 0)
-        fail_msg("parse: %s", err);
-    return image;
 }
 
 /*
@@ -327,8 +319,8 @@ static void a_faulted_run_leaves_nothing_in_the_pool_window(void **state)
         0xC3,
     };
     uint8_t *fw, *fr;
-    sim_image *w = forge_code("writer.sys", writer, sizeof writer, &fw);
-    sim_image *r = forge_code("reader.sys", reader, sizeof reader, &fr);
+    sim_image *w = forge_code("writer.sys", writer, sizeof writer, PF_SCN_TEXT, &fw);
+    sim_image *r = forge_code("reader.sys", reader, sizeof reader, PF_SCN_TEXT, &fr);
     sim_engine *fresh = support_engine(), *used = support_engine();
     assert_int_equal(sim_profile_default()->pool_lo, 0xFFFF840000000000ull);
     for (uint64_t seed = 1; seed <= 4; seed++) {
@@ -369,16 +361,8 @@ static void every_cr8_move_is_tracked(void **state)
     };
     memcpy(text + n, tail, sizeof tail);
     n += sizeof tail;
-    pf_image img;
-    pf_layout l;
-    pf_init(&img);
-    pf_add_section(&img, ".text", PF_SCN_TEXT, text, (uint32_t)n, 0);
-    img.entry = pf_section_rva(&img, 0);
-    uint8_t *file = pf_build(&img, &l);
-    sim_image *image = NULL;
-    char err[256] = "";
-    if (sim_image_parse(file, l.size, "irql.sys", &image, err, sizeof err) != 0)
-        fail_msg("parse: %s", err);
+    uint8_t *file;
+    sim_image *image = forge_code("irql.sys", text, (uint32_t)n, PF_SCN_TEXT, &file);
     sim_engine *engine = support_engine();
     support_run(engine, image, NULL, 1, &a);
     assert_int_equal(a.kind, SIM_OUTCOME_BUGCHECK);
