@@ -100,9 +100,10 @@ void sim__pool_reset(sim_endpoint *ep, uint64_t base, uint8_t *host, uint64_t si
 
 /*
  * One 8-byte word of stale pool memory: what freed kernel objects leave
- * behind.  Seven in eight are pointer-like (0xffff84xx'000000yy-shaped: the
- * nonpaged pool of a real machine, unmapped here), one in sixteen a small
- * integer (a count, flags, a length), one in sixteen zero.
+ * behind.  Seven in eight are pointer-like (0xffff84xx'00000yyy-shaped: the
+ * nonpaged pool of a real machine, never mapped here, see SIM__STALE_BASE),
+ * one in sixteen a small integer (a count, flags, a length), one in sixteen
+ * zero.
  */
 static uint64_t stale_word(sim_endpoint *ep)
 {
@@ -117,9 +118,12 @@ static uint64_t stale_word(sim_endpoint *ep)
         return (r >> 32) & 0xFF;
     case 15:
         return 0;
-    default:
-        return 0xFFFF840000000000ull | (((r >> 8) & 0xFF) << 32) |
-               ((r >> 16) & 0xFF8) | ((r >> 40) & 0x4);
+    default: {
+        /* Never stride 0: profiles put their pool window there. */
+        uint64_t xx = (r >> 8) & 0xFF;
+        return SIM__STALE_BASE | (xx ? xx : 0x80) << 32 | ((r >> 16) & 0xFF8) |
+               ((r >> 40) & 0x4);
+    }
     }
 }
 

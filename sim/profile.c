@@ -41,7 +41,10 @@
 #define KERNEL_HALF 0xFFFF800000000000ull
 #define LAYOUT_ALIGN 0x10000ull       /* Windows' allocation granularity */
 #define MIN_IMAGE_RANGE (16 * MIB)
-#define MIN_POOL_RANGE (64 * MIB)     /* sim maps a 64 MiB window per profile */
+#define MIN_POOL_RANGE (64 * MIB)     /* sim maps its first SIM__POOL_WINDOW */
+#define STALE_PAGES_MSG                                                                        \
+    "%s: the range holds a page at 0xffff84xx00000000 (xx from 01 to ff), where stale pool " \
+    "words point; fleetsim keeps those unmapped"
 #define MAX_KASLR_SLOTS 64
 #define MAX_BOOT_MS 600000u           /* ten minutes from power-on */
 #define MAX_JITTER_MS 600000u
@@ -404,8 +407,14 @@ static int parse_layout(parser *p, yaml_node_t *n)
                             pr->pool_hi - pr->pool_lo))
         rc = sim_yaml_fail(&p->y, v[1], "layout.pool: overlaps layout.image");
     if (rc == 0 && (clash = pool_collision(pr->pool_lo)) != NULL)
-        rc = sim_yaml_fail(&p->y, v[1], "layout.pool: its first 64 MiB overlap fleetsim's %s",
-                           clash);
+        rc = sim_yaml_fail(&p->y, v[1], "layout.pool: its first %llu MiB overlap fleetsim's %s",
+                           (unsigned long long)(SIM__POOL_WINDOW / MIB), clash);
+    /* Stale pool words point at these pages; mapped, they would make a
+     * read through one succeed or fault by what the engine ran before. */
+    if (rc == 0 && sim__holds_stale_page(pr->image_lo, pr->image_hi - pr->image_lo))
+        rc = sim_yaml_fail(&p->y, v[0], STALE_PAGES_MSG, "layout.image");
+    if (rc == 0 && sim__holds_stale_page(pr->pool_lo, SIM__POOL_WINDOW))
+        rc = sim_yaml_fail(&p->y, v[1], STALE_PAGES_MSG, "layout.pool");
     if (rc == 0)
         rc = get_u32(p, v[2], "layout.kaslr_slots", 1, MAX_KASLR_SLOTS, &pr->kaslr_slots);
     return rc;

@@ -43,6 +43,26 @@
  */
 #define SIM__POOL_WINDOW 0x1000000ull          /* 16 MiB mapped per profile */
 #define SIM__POOL_ARENA 0x800000ull            /* 8 MiB used per run */
+/*
+ * Where stale pool words point (sim/pool.c): 0xFFFF84xx'00000yyy, xx from 1
+ * to 255 -- the first page of each of 255 4 GiB strides.  fleetsim maps
+ * nothing there (sim/profile.c refuses layouts that would), so a driver
+ * that follows one faults alike on every engine, whichever profiles' pool
+ * windows the engine mapped for earlier endpoints.
+ */
+#define SIM__STALE_BASE 0xFFFF840000000000ull
+#define SIM__STALE_STRIDES 255u
+
+/* Does [lo, lo + size) hold a page that stale pool words point into? */
+static inline bool sim__holds_stale_page(uint64_t lo, uint64_t size)
+{
+    for (uint64_t xx = 1; xx <= SIM__STALE_STRIDES; xx++) {
+        uint64_t page = SIM__STALE_BASE | xx << 32;
+        if (page >= lo ? page - lo < size : lo - page < 0x1000)
+            return true;
+    }
+    return false;
+}
 
 /* Offsets inside SIM__NTDATA_BASE. */
 #define SIM__KPCR_OFFSET 0x0000ull            /* GS base */

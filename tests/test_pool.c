@@ -136,6 +136,15 @@ static void test_stale_fill(void **state)
     assert_in_range(pointers, 400, 480);
     assert_in_range(zeros, 10, 60);
 
+    /* Every pointer-like word points into a page no profile may map
+     * (stride 0, where pool windows are, never: 1 in 256 were there). */
+    uint64_t big = sim__pool_alloc(&f->ep, 128 * 1024, 1, false);
+    for (uint64_t off = 0; off < 128 * 1024; off += 8) {
+        uint64_t v = word(f, big + off);
+        if (v >= 0x100)
+            assert_true(sim__holds_stale_page(v, 8));
+    }
+
     /* Zeroed when asked, or when the profile zeroes all pool. */
     uint64_t z = sim__pool_alloc(&f->ep, 256, 1, true);
     for (uint64_t off = 0; off < 256; off += 8)

@@ -245,6 +245,17 @@ static const bad_case bad_cases[] = {
     {HEAD "layout:\n  image: [0xFFFFF80170000000, 0xFFFFF80600000000]\n"
           "  pool: [0xFFFFB00000000000, 0xFFFFB10000000000]\n  kaslr_slots: 8\n",
      "bad.yaml:7:9: ", "overlap fleetsim's the kernel stack"},
+    /* The pages stale pool words point at stay unmapped (SIM__STALE_BASE):
+     * in the pool's first 16 MiB, across a stride's edge, in the image range. */
+    {HEAD "layout:\n  image: [0xFFFFF80170000000, 0xFFFFF80600000000]\n"
+          "  pool: [0xFFFF847F00000000, 0xFFFF848000000000]\n  kaslr_slots: 8\n",
+     "bad.yaml:7:9: ", "layout.pool: the range holds a page at 0xffff84xx00000000"},
+    {HEAD "layout:\n  image: [0xFFFFF80170000000, 0xFFFFF80600000000]\n"
+          "  pool: [0xFFFF8400FFFF0000, 0xFFFF840200000000]\n  kaslr_slots: 8\n",
+     "bad.yaml:7:9: ", "where stale pool words point"},
+    {HEAD "layout:\n  image: [0xFFFF84FE00000000, 0xFFFF850000000000]\n"
+          "  pool: [0xFFFFA08000000000, 0xFFFFA08100000000]\n  kaslr_slots: 8\n",
+     "bad.yaml:6:10: ", "layout.image: the range holds a page"},
     {HEAD "layout:\n  image: [0xFFFFF80170000001, 0xFFFFF80600000000]\n"
           "  pool: [0xFFFF840000000000, 0xFFFF850000000000]\n  kaslr_slots: 8\n",
      "bad.yaml:6:11: ", "64 KiB aligned"},
@@ -298,6 +309,33 @@ static void errors_name_line_and_column(void **state)
         }
     }
     assert_int_equal(failures, 0);
+}
+
+/* Ranges that come up to a stale page, or start just past one, load. */
+static void ranges_beside_stale_pages_load(void **state)
+{
+    (void)state;
+    static const char *const layouts[] = {
+        /* the window ends where stride 0x02's page begins */
+        "  image: [0xFFFFF80170000000, 0xFFFFF80600000000]\n"
+        "  pool: [0xFFFF8401FF000000, 0xFFFF840300000000]\n",
+        /* the window starts 64 KiB past stride 0x01's page */
+        "  image: [0xFFFFF80170000000, 0xFFFFF80600000000]\n"
+        "  pool: [0xFFFF840100010000, 0xFFFF840200000000]\n",
+        /* an image range between two strides' pages */
+        "  image: [0xFFFF840500010000, 0xFFFF840600000000]\n"
+        "  pool: [0xFFFFA08000000000, 0xFFFFA08100000000]\n",
+    };
+    for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++) {
+        char text[1024], err[512] = "";
+        sim_profile *p = NULL;
+        int len = snprintf(text, sizeof text, HEAD "layout:\n%s  kaslr_slots: 8\n", layouts[i]);
+        int rc = sim__profile_parse(text, (size_t)len, "near.yaml", &p, err, sizeof err);
+        if (rc != 0)
+            print_error("layout %zu: %s\n", i, err);
+        assert_int_equal(rc, 0);
+        sim_profile_destroy(p);
+    }
 }
 
 static void too_many_entries_are_refused(void **state)
@@ -511,6 +549,7 @@ int main(void)
         cmocka_unit_test(builtin_default_matches_its_file),
         cmocka_unit_test(optional_fields_parse),
         cmocka_unit_test(errors_name_line_and_column),
+        cmocka_unit_test(ranges_beside_stale_pages_load),
         cmocka_unit_test(too_many_entries_are_refused),
         cmocka_unit_test(missing_file_is_an_io_error),
         cmocka_unit_test(duplicate_names_in_a_dir_are_refused),
