@@ -325,8 +325,14 @@ static int write_header(run_ctx *c, int argc, char **argv, const char *text, cha
                               version};
         rc = store_write_artifact(c->st, &art, err, errlen);
     }
-    /* The endpoints, in batches. */
+    /* The endpoints, in batches, with the inventory's extra columns. */
     store_endpoint batch[1024];
+    size_t nextra = c->sc->nextra;
+    store_attr *attrs = NULL;
+    if (rc == 0 && nextra && !(attrs = sim_calloc(1024 * nextra, sizeof *attrs))) {
+        snprintf(err, errlen, "out of memory");
+        rc = SIM_ENOMEM;
+    }
     uint64_t end = c->first + c->count;
     for (uint64_t first = c->first; rc == 0 && first < end; first += 1024) {
         size_t n = end - first < 1024 ? (size_t)(end - first) : 1024;
@@ -334,6 +340,13 @@ static int write_header(run_ctx *c, int argc, char **argv, const char *text, cha
             fleet_endpoint fe;
             fleet_gen_endpoint(c->gen, first + k, &fe);
             const sim_profile *pr = c->profile_of[fe.profile];
+            store_attr *own = attrs ? attrs + k * nextra : NULL;
+            size_t nown = 0;
+            for (size_t x = 0; x < nextra; x++) {
+                const char *v = scenario_row_extra(c->sc, first + k, x);
+                if (v)
+                    own[nown++] = (store_attr){c->sc->extra_keys[x], v};
+            }
             batch[k] = (store_endpoint){
                 .id = first + k,
                 .external_id = scenario_row_id(c->sc, first + k),
@@ -345,10 +358,12 @@ static int write_header(run_ctx *c, int argc, char **argv, const char *text, cha
                               ? c->sc->attrs[SCENARIO_ATTR_TENANT].items[fe.tenant].name : "",
                 .seed = fleet_endpoint_seed(c->sc->seed, first + k),
                 .ring = (int32_t)rollout_ring_of(c->ro, first + k),
+                .attrs = own, .nattrs = nown,
             };
         }
         rc = store_write_endpoints(c->st, batch, n, err, errlen);
     }
+    sim_free(attrs);
     return rc;
 }
 
@@ -366,10 +381,13 @@ static void print_summary(run_ctx *c, double wall)
     if (c->shards > 1)
         printf(" (shard %u/%u of %" PRIu64 ")", c->shard, c->shards, c->size);
     printf(", seed %" PRIu64 ", virtual time to %s\n", c->sc->seed, vt);
-    printf("reached %" PRIu64 ", crashed %" PRIu64 ", boot loops %" PRIu64
+    printf("reached %" PRIu64, c->reached);
+    if (c->revert_only)
+        printf(" (and %" PRIu64 " that got only the revert)", c->revert_only);
+    printf(", crashed %" PRIu64 ", boot loops %" PRIu64
            ", recovered %" PRIu64 ", still down %" PRIu64 "; %" PRIu64
            " emulations in %.1f s (%.0f/s)\n\n",
-           c->reached, c->crashed_eps, c->looping_eps, c->recovered_eps,
+           c->crashed_eps, c->looping_eps, c->recovered_eps,
            c->crashed_eps - c->recovered_eps, c->emulated, wall,
            wall > 0 ? (double)c->emulated / wall : 0.0);
     printf("%-28s %-7s %9s %9s %9s %9s %9s\n", "profile", "sensor", "endpoints", "reached",

@@ -1,6 +1,8 @@
 /*
  * inventory.c — the inventory CSV: a fleet given endpoint by endpoint
- * (id,profile,sensor,region,tenant) instead of as shares of a size.
+ * (id,profile,sensor,region,tenant) instead of as shares of a size.  Any
+ * other column (hardware, site, ...) is an attribute the run stores for
+ * cohorts; an empty cell leaves that endpoint without it.
  *
  * scenario.c reads fleet.inventory's file and hands its text here;
  * scenario_load_inventory() turns it into the scenario's rows, interns the
@@ -178,61 +180,128 @@ static int check_unique_ids(scenario *s, uint32_t *lines, char *err, size_t errl
 
 enum { COL_ID, COL_PROFILE, COL_SENSOR, COL_REGION, COL_TENANT, NCOLS };
 static const char *const csv_columns[NCOLS] = {"id", "profile", "sensor", "region", "tenant"};
+#define MAX_COLS (NCOLS + (int)SCENARIO_MAX_EXTRA)
 
-static int parse_header(scenario *s, char *line, int map[NCOLS], char *err, size_t errlen)
-{
-    char *f[NCOLS + 1];
-    size_t lens[NCOLS + 1];
-    scenario_mark m = {s->inventory_path, 1, 0};
-    int n = split_csv(line, f, lens, NCOLS);
-    if (n < 0)
-        return scenario__report(err, errlen, m, "malformed quoting in the header");
-    for (int c = 0; c < NCOLS; c++)
-        map[c] = -1;
-    for (int i = 0; i < n && i < NCOLS; i++) {
-        f[i][lens[i]] = '\0';
-        int c = 0;
-        while (c < NCOLS && strcmp(f[i], csv_columns[c]) != 0)
-            c++;
-        if (c == NCOLS) {
-            scenario__report(err, errlen, m, "unknown column \"%s\"; known: ", f[i]);
-            sim_yaml_append_list(err, errlen, csv_columns, NCOLS, true);
-            return SIM_EFORMAT;
-        }
-        if (map[c] >= 0)
-            return scenario__report(err, errlen, m, "column \"%s\" is given twice", f[i]);
-        map[c] = i;
-    }
-    if (n > NCOLS)
-        return scenario__report(err, errlen, m, "more than %d columns; the columns are: id, "
-                                "profile, sensor, region, tenant", NCOLS);
-    for (int c = 0; c < NCOLS; c++)
-        if (map[c] < 0)
-            return scenario__report(err, errlen, m, "missing column \"%s\" (the header names "
-                                    "id, profile, sensor, region, tenant)", csv_columns[c]);
-    return 0;
-}
+/* Attribute names the store gives endpoints itself (its endpoint_attr view). */
+static const char *const reserved_keys[] = {"os", "ring", "endpoint_id", "key", "value"};
 
 typedef struct csv_state {
     scenario *s;
     intern tables[SCENARIO_ATTR_COUNT];
+    intern extra[SCENARIO_MAX_EXTRA];
+    int map[NCOLS];                     /* field index of each named column */
+    int extra_at[SCENARIO_MAX_EXTRA];   /* field index of each extra column */
+    int ncols;
     uint32_t *lines;
     size_t rows_cap, ids_len, ids_cap;
 } csv_state;
 
-static int add_row(csv_state *st, char *line, uint32_t lineno, const int map[NCOLS],
-                   char *err, size_t errlen)
+/* An extra column's name: a letter, then letters, digits, '_', '-', '.'. */
+static bool good_key(const char *k)
+{
+    if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z')))
+        return false;
+    for (; *k; k++)
+        if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') ||
+              (*k >= '0' && *k <= '9') || *k == '_' || *k == '-' || *k == '.'))
+            return false;
+    return true;
+}
+
+static int add_extra(csv_state *st, const char *key, int field, scenario_mark m, char *err,
+                     size_t errlen)
+{
+    scenario *s = st->s;
+    for (size_t r = 0; r < sizeof reserved_keys / sizeof reserved_keys[0]; r++)
+        if (strcmp(key, reserved_keys[r]) == 0)
+            return scenario__report(err, errlen, m, "column \"%s\": fleetsim names that "
+                                    "attribute itself; call the column otherwise", key);
+    if (!good_key(key) || strlen(key) > SCENARIO_EXTRA_KEY_MAX)
+        return scenario__report(err, errlen, m, "column \"%.64s\": a column name is a letter "
+                                "and then letters, digits, '_', '-' or '.', at most %d in all",
+                                key, SCENARIO_EXTRA_KEY_MAX);
+    for (size_t k = 0; k < s->nextra; k++)
+        if (strcmp(s->extra_keys[k], key) == 0)
+            return scenario__report(err, errlen, m, "column \"%s\" is given twice", key);
+    char *copy = sim_strdup(key);
+    if (!copy)
+        return sim_yaml_nomem(err, errlen);
+    st->extra[s->nextra] = (intern){.names = &s->extra_values[s->nextra],
+                                    .max = SCENARIO_MAX_TENANTS};
+    st->extra_at[s->nextra] = field;
+    s->extra_keys[s->nextra++] = copy;
+    return 0;
+}
+
+static int parse_header(csv_state *st, char *line, char *err, size_t errlen)
+{
+    scenario *s = st->s;
+    char *f[MAX_COLS + 1];
+    size_t lens[MAX_COLS + 1];
+    scenario_mark m = {s->inventory_path, 1, 0};
+    int n = split_csv(line, f, lens, MAX_COLS);
+    if (n < 0)
+        return scenario__report(err, errlen, m, "malformed quoting in the header");
+    if (n > MAX_COLS)
+        return scenario__report(err, errlen, m, "more than %d columns (id, profile, sensor, "
+                                "region, tenant and at most %u others)", MAX_COLS,
+                                SCENARIO_MAX_EXTRA);
+    for (int c = 0; c < NCOLS; c++)
+        st->map[c] = -1;
+    for (int i = 0; i < n; i++) {
+        f[i][lens[i]] = '\0';
+        if (lens[i] == 0)
+            return scenario__report(err, errlen, m, "column %d has no name", i + 1);
+        int c = 0;
+        while (c < NCOLS && strcmp(f[i], csv_columns[c]) != 0)
+            c++;
+        int rc = 0;
+        if (c == NCOLS)
+            rc = add_extra(st, f[i], i, m, err, errlen);
+        else if (st->map[c] >= 0)
+            rc = scenario__report(err, errlen, m, "column \"%s\" is given twice", f[i]);
+        else
+            st->map[c] = i;
+        if (rc)
+            return rc;
+    }
+    for (int c = 0; c < NCOLS; c++)
+        if (st->map[c] < 0)
+            return scenario__report(err, errlen, m, "missing column \"%s\" (the header names "
+                                    "id, profile, sensor, region, tenant, and any others)",
+                                    csv_columns[c]);
+    st->ncols = n;
+    return 0;
+}
+
+/* A cell's characters: none that would break a report or a selector. */
+static int check_cell(const char *column, bool is_id, const char *v, size_t len, scenario_mark m,
+                      char *err, size_t errlen)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f ||
+            (!is_id && (v[i] == ',' || v[i] == '"')))
+            return scenario__report(err, errlen, m, "%s: control characters%s are not allowed",
+                                    column, is_id ? "" : ", commas or quotes");
+    if (len > SCENARIO_NAME_MAX)
+        return scenario__report(err, errlen, m, "%s: longer than %d characters", column,
+                                SCENARIO_NAME_MAX);
+    return 0;
+}
+
+static int add_row(csv_state *st, char *line, uint32_t lineno, char *err, size_t errlen)
 {
     scenario *s = st->s;
     scenario_mark m = {s->inventory_path, lineno, 0};
-    char *f[NCOLS + 1];
-    size_t lens[NCOLS + 1];
-    int n = split_csv(line, f, lens, NCOLS);
+    const int *map = st->map;
+    char *f[MAX_COLS + 1];
+    size_t lens[MAX_COLS + 1];
+    int n = split_csv(line, f, lens, st->ncols);
     if (n < 0)
         return scenario__report(err, errlen, m, "malformed quoting");
-    if (n != NCOLS)
-        return scenario__report(err, errlen, m, "expected %d fields, got %s%d", NCOLS,
-                                n > NCOLS ? "more than " : "", n > NCOLS ? NCOLS : n);
+    if (n != st->ncols)
+        return scenario__report(err, errlen, m, "expected %d fields, got %s%d", st->ncols,
+                                n > st->ncols ? "more than " : "", n > st->ncols ? st->ncols : n);
     if (s->fleet_size >= SCENARIO_MAX_FLEET)
         return scenario__report(err, errlen, m, "more than %u endpoints", SCENARIO_MAX_FLEET);
     if (s->fleet_size == st->rows_cap) {
@@ -245,6 +314,12 @@ static int add_row(csv_state *st, char *line, uint32_t lineno, const int map[NCO
         if (!lines)
             return sim_yaml_nomem(err, errlen);
         st->lines = lines;
+        if (s->nextra) {
+            uint32_t *cells = sim_realloc(s->extra_cells, cap * s->nextra * sizeof *cells);
+            if (!cells)
+                return sim_yaml_nomem(err, errlen);
+            s->extra_cells = cells;
+        }
         st->rows_cap = cap;
     }
     scenario_row *row = &s->rows[s->fleet_size];
@@ -254,14 +329,9 @@ static int add_row(csv_state *st, char *line, uint32_t lineno, const int map[NCO
         size_t len = lens[map[c]];
         if (len == 0)
             return scenario__report(err, errlen, m, "empty %s", csv_columns[c]);
-        for (size_t i = 0; i < len; i++)
-            if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f ||
-                (c != COL_ID && (v[i] == ',' || v[i] == '"')))
-                return scenario__report(err, errlen, m, "%s: control characters%s are not allowed",
-                                        csv_columns[c], c != COL_ID ? ", commas or quotes" : "");
-        if (len > SCENARIO_NAME_MAX)
-            return scenario__report(err, errlen, m, "%s: longer than %d characters", csv_columns[c],
-                                    SCENARIO_NAME_MAX);
+        int rc = check_cell(csv_columns[c], c == COL_ID, v, len, m, err, errlen);
+        if (rc)
+            return rc;
         if (c == COL_ID) {
             if (st->ids_len + len + 1 > UINT32_MAX)
                 return scenario__report(err, errlen, m, "ids too long in total");
@@ -290,6 +360,25 @@ static int add_row(csv_state *st, char *line, uint32_t lineno, const int map[NCO
                                     scenario_attr_name(a));
         idx[a] = (uint32_t)i;
     }
+    /* Extra columns: an empty cell is no attribute. */
+    for (size_t k = 0; k < s->nextra; k++) {
+        const char *v = f[st->extra_at[k]];
+        size_t len = lens[st->extra_at[k]];
+        uint32_t *cell = &s->extra_cells[s->fleet_size * s->nextra + k];
+        *cell = 0;
+        if (len == 0)
+            continue;
+        int rc = check_cell(s->extra_keys[k], false, v, len, m, err, errlen);
+        if (rc)
+            return rc;
+        int64_t i = intern_name(&st->extra[k], v, len, m);
+        if (i == SIM_ENOMEM)
+            return sim_yaml_nomem(err, errlen);
+        if (i < 0)
+            return scenario__report(err, errlen, m, "%s: more than %zu distinct values",
+                                    s->extra_keys[k], st->extra[k].max);
+        *cell = (uint32_t)i + 1;
+    }
     row->profile = (uint16_t)idx[SCENARIO_ATTR_PROFILE];
     row->sensor = (uint16_t)idx[SCENARIO_ATTR_SENSOR];
     row->region = (uint16_t)idx[SCENARIO_ATTR_REGION];
@@ -302,7 +391,6 @@ static int add_row(csv_state *st, char *line, uint32_t lineno, const int map[NCO
 static int parse_csv(csv_state *st, char *text, size_t len, char *err, size_t errlen)
 {
     scenario *s = st->s;
-    int map[NCOLS];
     uint32_t lineno = 0;
     bool header = false;
     size_t pos = 0;
@@ -322,8 +410,8 @@ static int parse_csv(csv_state *st, char *text, size_t len, char *err, size_t er
                                     "NUL character");
         if (n == 0)
             continue;
-        int rc = header ? add_row(st, line, lineno, map, err, errlen)
-                        : parse_header(s, line, map, err, errlen);
+        int rc = header ? add_row(st, line, lineno, err, errlen)
+                        : parse_header(st, line, err, errlen);
         if (rc)
             return rc;
         header = true;
@@ -357,6 +445,7 @@ int scenario_load_inventory(scenario *s, const char *csv, size_t len, char *err,
         st.tables[a].names = &s->attrs[a];
         st.tables[a].max = a == SCENARIO_ATTR_TENANT ? SCENARIO_MAX_TENANTS : SCENARIO_MAX_NAMES;
     }
+    scenario__extras_free(s);
     s->fleet_size = 0;
     int rc = parse_csv(&st, text, len, err, errlen);
     if (rc == 0)
@@ -372,6 +461,10 @@ int scenario_load_inventory(scenario *s, const char *csv, size_t len, char *err,
         sim_free(st.tables[a].slots);
         sim_free(st.tables[a].counts);
     }
+    for (size_t k = 0; k < s->nextra; k++) {
+        sim_free(st.extra[k].slots);
+        sim_free(st.extra[k].counts);
+    }
     sim_free(st.lines);
     sim_free(text);
     if (rc) {
@@ -379,6 +472,7 @@ int scenario_load_inventory(scenario *s, const char *csv, size_t len, char *err,
             scenario__names_free(&s->attrs[a]);
         sim_free(s->rows);
         sim_free(s->inventory_ids);
+        scenario__extras_free(s);
         s->rows = NULL;
         s->inventory_ids = NULL;
         s->fleet_size = 0;
@@ -393,4 +487,24 @@ const char *scenario_row_id(const scenario *s, uint64_t row)
     if (!s || !s->rows || row >= s->fleet_size)
         return "";
     return s->inventory_ids + s->rows[row].id_offset;
+}
+
+const char *scenario_row_extra(const scenario *s, uint64_t row, size_t k)
+{
+    if (!s || !s->extra_cells || row >= s->fleet_size || k >= s->nextra)
+        return NULL;
+    uint32_t cell = s->extra_cells[row * s->nextra + k];
+    return cell ? s->extra_values[k].items[cell - 1].name : NULL;
+}
+
+void scenario__extras_free(scenario *s)
+{
+    for (size_t k = 0; k < s->nextra; k++) {
+        sim_free(s->extra_keys[k]);
+        s->extra_keys[k] = NULL;
+        scenario__names_free(&s->extra_values[k]);
+    }
+    sim_free(s->extra_cells);
+    s->extra_cells = NULL;
+    s->nextra = 0;
 }

@@ -94,7 +94,8 @@ typedef struct run_ctx {
 
     /* What the loop counted. */
     int64_t now;                     /* virtual time of the last event popped */
-    uint64_t emulated, faults, reached, crashed_eps, looping_eps, recovered_eps, unfaithful;
+    uint64_t emulated, faults, crashed_eps, looping_eps, recovered_eps, unfaithful;
+    uint64_t reached, revert_only;   /* got the update; got only the revert */
     uint64_t started_ns;
 } run_ctx;
 

@@ -518,8 +518,13 @@ static void handle(run_ctx *c, heap_event ev)
             return;
         }
         e->holds = reverted ? HOLDS_REVERT : HOLDS_UPDATE;
-        c->reached++;
-        run__cohort_of(c, ev.id)->reached++;
+        /* Reached, as the report counts it: the update, not only the revert. */
+        if (reverted) {
+            c->revert_only++;
+        } else {
+            c->reached++;
+            run__cohort_of(c, ev.id)->reached++;
+        }
         timeline(c, ev.id, ev.t, STORE_TIMELINE_RECEIVED, reverted ? "revert" : "update");
         if (!reverted)
             rollout_received(c->ro, ev.id, ev.t);

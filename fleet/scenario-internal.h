@@ -28,6 +28,8 @@ int scenario__report(char *err, size_t errlen, scenario_mark mark, const char *f
 bool scenario__parse_decimal(const char *text, double *out);
 
 void scenario__names_free(scenario_names *names);
+/* The inventory's extra columns (inventory.c). */
+void scenario__extras_free(scenario *s);
 
 /*
  * Bind names to the fleet's (scenario_names.c): every online curve names a

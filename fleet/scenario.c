@@ -1133,6 +1133,7 @@ void scenario_destroy(scenario *s)
     sim_free(s->online);
     sim_free(s->rows);
     sim_free(s->inventory_ids);
+    scenario__extras_free(s);
     sim_free(s->inventory);
     sim_free(s->inventory_path);
     sim_free(s->update_image);

@@ -50,6 +50,9 @@ const char *scenario_attr_name(scenario_attr attr);
 #define SCENARIO_MAX_TENANTS 1000000u
 #define SCENARIO_MAX_FLEET 4000000000u
 #define SCENARIO_NAME_MAX 63
+/* Inventory columns beyond id, profile, sensor, region and tenant. */
+#define SCENARIO_MAX_EXTRA 16u
+#define SCENARIO_EXTRA_KEY_MAX 32
 /* Content files an endpoint holds at once: on disk, and the update or revert. */
 #define SCENARIO_MAX_FILES 64u
 
@@ -162,6 +165,12 @@ typedef struct scenario {
     scenario_row *rows;      /* fleet_size rows once the inventory is loaded */
     char *inventory_ids;     /* NUL-separated endpoint ids of the rows */
     bool inventory_loaded;
+    /* The inventory's other columns: attributes for cohorts only (the
+     * store's endpoint_attrs), not apportioned, not in rollout rings. */
+    size_t nextra;
+    char *extra_keys[SCENARIO_MAX_EXTRA];
+    scenario_names extra_values[SCENARIO_MAX_EXTRA];
+    uint32_t *extra_cells;   /* fleet_size x nextra: value index + 1; 0: empty */
 
     /* Content. */
     char *install_dir;       /* NT folder for content; "" = the sensor's own
@@ -281,5 +290,7 @@ double scenario_online_share(const scenario *s, uint32_t region, int64_t t_ms);
 uint64_t scenario_dist_draw(const scenario_dist *dist, uint64_t random);
 /* An inventory row's endpoint id ("" when the fleet is generated). */
 const char *scenario_row_id(const scenario *s, uint64_t row);
+/* An inventory row's value of extra column k (NULL: its cell is empty). */
+const char *scenario_row_extra(const scenario *s, uint64_t row, size_t k);
 
 #endif

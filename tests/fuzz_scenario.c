@@ -114,6 +114,7 @@ static void snippet_seeds(void)
         SNIP_BASE,
         SNIP_FULL,
         SNIP_HEAD SNIP_INVENTORY_FLEET SNIP_UPDATE "#csv\n" SNIP_CSV,
+        SNIP_HEAD SNIP_INVENTORY_FLEET SNIP_UPDATE "#csv\n" SNIP_CSV_EXTRA,
         SNIP_HEAD SNIP_FLEET "  tenants: {count: 50, zipf: 1.1}\n" SNIP_UPDATE
         "known_bad: {at: +5h}\nconnectivity: {checkin: {interval: 10m, jitter: 1m}, "
         "boot_to_network: {median: 20s, p95: 2m}, boot_time: 45s}\n",

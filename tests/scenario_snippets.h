@@ -62,4 +62,12 @@
     "\"host,3\",r1,a,7.11,globex\r\n"                                       \
     "host-4,r1,b,7.11,acme\r\n"
 
+/* The same fleet with two more columns, attributes for cohorts. */
+#define SNIP_CSV_EXTRA                                                       \
+    "hardware,id,region,profile,sensor,tenant,site.code\n"                  \
+    "Dell-7490,host-1,r1,a,7.11,acme,LHR-1\n"                               \
+    "\"HP 840\",host-2,r2,b,7.10,acme,\n"                                   \
+    ",host-3,r1,a,7.11,globex,LHR-1\n"                                      \
+    "Dell-7490,host-4,r1,b,7.11,acme,AMS\n"
+
 #endif

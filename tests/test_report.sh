@@ -89,6 +89,34 @@ check "--by region groups by region" test "$("$fleetsim" report "$tmp/cf.db" --b
   --format json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["cohorts"]))')" -eq 7
 check "--by an unknown attribute is a usage error" \
   fails_with 2 "$fleetsim" report "$tmp/cf.db" --by colour
+
+# An inventory's extra columns become attributes the report groups by.
+mkdir "$tmp/inv"
+python3 - "$src/scenarios/channel-file-291.yaml" "$tmp/inv" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+text = re.sub(r"\nfleet:\n.*?\n\n", "\nfleet:\n  inventory: endpoints.csv\n\n", text, 1, re.S)
+open(sys.argv[2] + "/inv.yaml", "w").write(text)
+regions = ["us-east", "us-west", "latam", "eu-west", "eu-central", "ap-southeast", "ap-northeast"]
+with open(sys.argv[2] + "/endpoints.csv", "w") as f:
+    f.write("id,profile,sensor,region,tenant,hardware\n")
+    for i in range(140):
+        hw = ["dell-7490", "hp-840", ""][i % 3]
+        f.write(f"host-{i},win10-22h2-2024-07,{'7.11' if i % 4 else '7.10'},{regions[i % 7]},t{i % 5},{hw}\n")
+PY
+"$fleetsim" run "$tmp/inv/inv.yaml" --db "$tmp/inv.db" --quiet >"$tmp/inv.txt" 2>&1
+check "a run of an inventory with a hardware column exits 1 (7.11 faults)" test $? -eq 1
+check "... and stores hardware for the endpoints whose cell is not empty" test "$(python3 -c '
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+print(*db.execute("select count(*), count(distinct value) from endpoint_attrs where key = ?",
+                  (sys.argv[2],)).fetchone())' "$tmp/inv.db" hardware)" = "94 2"
+"$fleetsim" report "$tmp/inv.db" --by hardware --format json -o "$tmp/inv.json"
+check "the run's summary and the report count the same endpoints reached (by the update)" \
+  test "$(sed -n 's/^reached \([0-9]*\).*/\1/p' "$tmp/inv.txt")" = \
+       "$(json "$tmp/inv.json" 'd["total"]["reached"]')"
+check "report --by hardware: one cohort per value, and one for endpoints without it" \
+  test "$(json "$tmp/inv.json" 'sorted(c["endpoints"] for c in d["cohorts"])')" = "$(printf '46\n47\n47')"
 check "a missing store is a usage error" fails_with 2 "$fleetsim" report "$tmp/none.db"
 echo "not a database" >"$tmp/junk.db"
 check "a file that is not a store is a usage error" fails_with 2 "$fleetsim" report "$tmp/junk.db"

@@ -541,6 +541,40 @@ static void inventory_loads(void **state)
     /* The size is the inventory's. */
     assert_int_equal(scenario_override(s, "fleet-size", "10", err, sizeof err), SIM_EINVAL);
     assert_true(strstr(err, "--fleet-size: the fleet is the inventory inv.csv") != NULL);
+    /* No other columns, no extra attributes. */
+    assert_int_equal(s->nextra, 0);
+    assert_null(scenario_row_extra(s, 0, 0));
+    scenario_destroy(s);
+}
+
+/* Columns beyond the five are attributes for cohorts; an empty cell is none. */
+static void inventory_extra_columns_are_attributes(void **state)
+{
+    (void)state;
+    scenario *s = NULL;
+    char err[1024];
+    int rc = load_with_csv(SNIP_CSV_EXTRA, &s, err, sizeof err);
+    if (rc)
+        fail_msg("%s", err);
+    assert_int_equal(s->fleet_size, 4);
+    assert_int_equal(s->nextra, 2);
+    assert_string_equal(s->extra_keys[0], "hardware");
+    assert_string_equal(s->extra_keys[1], "site.code");
+    assert_string_equal(scenario_row_extra(s, 0, 0), "Dell-7490");
+    assert_string_equal(scenario_row_extra(s, 1, 0), "HP 840");
+    assert_null(scenario_row_extra(s, 2, 0));
+    assert_string_equal(scenario_row_extra(s, 3, 0), "Dell-7490");
+    assert_string_equal(scenario_row_extra(s, 0, 1), "LHR-1");
+    assert_null(scenario_row_extra(s, 1, 1));
+    assert_string_equal(scenario_row_extra(s, 3, 1), "AMS");
+    assert_null(scenario_row_extra(s, 4, 0));   /* past the rows */
+    assert_null(scenario_row_extra(s, 0, 2));   /* past the columns */
+    /* Interned: equal values share one string. */
+    assert_int_equal(s->extra_values[0].count, 2);
+    assert_ptr_equal(scenario_row_extra(s, 0, 0), scenario_row_extra(s, 3, 0));
+    /* The named columns still read right around them. */
+    assert_string_equal(scenario_row_id(s, 3), "host-4");
+    assert_string_equal(s->attrs[SCENARIO_ATTR_TENANT].items[1].name, "globex");
     scenario_destroy(s);
 }
 
@@ -552,10 +586,27 @@ static const struct {
     {"", 1, "empty inventory"},
     {"id,profile,sensor,region,tenant\n", 1, "no endpoints after the header"},
     {"id,profile,sensor,region,owner\nh,a,7.11,r1,t\n", 1,
-     "unknown column \"owner\"; known: id, profile, sensor, region, tenant"},
+     "missing column \"tenant\" (the header names id, profile, sensor, region, tenant, and "
+     "any others)"},
     {"id,profile,sensor,region\nh,a,7.11,r1\n", 1, "missing column \"tenant\""},
     {"id,profile,sensor,id,tenant\n", 1, "column \"id\" is given twice"},
-    {"id,profile,sensor,region,tenant,x\n", 1, "more than 5 columns"},
+    {"id,profile,sensor,region,tenant,a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q\n", 1,
+     "more than 21 columns (id, profile, sensor, region, tenant and at most 16 others)"},
+    {"id,profile,sensor,region,tenant,ring\n", 1,
+     "column \"ring\": fleetsim names that attribute itself"},
+    {"id,profile,sensor,region,tenant,os\n", 1, "column \"os\": fleetsim names"},
+    {"id,profile,sensor,region,tenant,2nd\n", 1, "column \"2nd\": a column name is a letter"},
+    {"id,profile,sensor,region,tenant,\"a b\"\n", 1, "column \"a b\": a column name"},
+    {"id,profile,sensor,region,tenant,abcdefghijabcdefghijabcdefghijabc\n", 1,
+     "at most 32 in all"},
+    {"id,profile,sensor,region,tenant,hw,hw\n", 1, "column \"hw\" is given twice"},
+    {"id,profile,sensor,region,tenant,\n", 1, "column 6 has no name"},
+    {"id,profile,sensor,region,tenant,hw\nh1,a,7.11,r1,t\n", 2, "expected 6 fields, got 5"},
+    {"id,profile,sensor,region,tenant,hw\nh1,a,7.11,r1,t,\"x,y\"\n", 2,
+     "hw: control characters, commas or quotes are not allowed"},
+    {"id,profile,sensor,region,tenant,hw\nh1,a,7.11,r1,t,"
+     "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcd\n", 2,
+     "hw: longer than 63 characters"},
     {"id,profile,sensor,region,tenant\nh1,a,7.11,r1,t\nh2,a,7.11,r1\n", 3,
      "expected 5 fields, got 4"},
     {"id,profile,sensor,region,tenant\nh1,a,7.11,r1,t,x\n", 2, "expected 5 fields, got more than 5"},
@@ -945,16 +996,19 @@ static void parse_survives_every_allocation_failure(void **state)
     failures = 0;
     for (uint64_t n = 1; n < 10000; n++) {
         sim_alloc_fail_after(n);
-        int rc = scenario_load_inventory(s, SNIP_CSV, strlen(SNIP_CSV), err, sizeof err);
+        int rc = scenario_load_inventory(s, SNIP_CSV_EXTRA, strlen(SNIP_CSV_EXTRA), err,
+                                         sizeof err);
         sim_alloc_fail_after(0);
         if (rc == 0)
             break;
         assert_int_equal(rc, SIM_ENOMEM);
         assert_false(s->inventory_loaded);
+        assert_int_equal(s->nextra, 0);
         failures++;
     }
     assert_true(failures > 5);
     assert_int_equal(s->fleet_size, 4);
+    assert_int_equal(s->nextra, 2);
     scenario_destroy(s);
 
     s = parse_ok(SNIP_FULL);
@@ -1018,6 +1072,7 @@ int main(void)
         cmocka_unit_test(errors_point_at_line_and_column),
         cmocka_unit_test(names_are_checked_against_the_catalog),
         cmocka_unit_test(inventory_loads),
+        cmocka_unit_test(inventory_extra_columns_are_attributes),
         cmocka_unit_test(inventory_errors_name_the_row),
         cmocka_unit_test(many_tenants_parse),
         cmocka_unit_test(content_lists_are_bounded),
