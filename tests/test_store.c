@@ -681,6 +681,55 @@ static void full_disk_keeps_committed_rows(void **state)
     sqlite3_close(db);
 }
 
+/*
+ * The keys and indexes are built when the run is marked (DESIGN.md,
+ * decision 7).  A disk that fills then keeps every row, no keys, and a run
+ * marked interrupted that says where it stopped; the store stays readable.
+ */
+static void full_disk_while_marking(void **state)
+{
+    fixture *f = *state;
+    store_options opts;
+    store_options_init(&opts);
+    opts.replace = true;
+    store *st = NULL;
+    char err[512];
+    long long pages = 0;
+
+    /* First the rows alone, to learn how many pages they take. */
+    for (int pass = 0; pass < 2; pass++) {
+        opts.max_pages = pass ? (uint32_t)pages + 2 : 0;
+        assert_int_equal(store_open(f->path, &opts, &st, err, sizeof err), 0);
+        write_run(st);
+        write_fleet(st, in_order, 10);
+        assert_int_equal(store_flush(st, err, sizeof err), 0);
+        if (pass == 0) {
+            sqlite3 *db = open_db(f->path);
+            pages = query_int(db, "PRAGMA page_count");
+            sqlite3_close(db);
+            assert_int_equal(store_mark_complete(st, 1, 5000, err, sizeof err), 0);
+            assert_int_equal(store_close(st, err, sizeof err), 0);
+            continue;
+        }
+        int rc = store_mark_complete(st, 1, 5000, err, sizeof err);
+        assert_int_equal(rc, SIM_EIO);
+        assert_non_null(strstr(err, "disk full"));
+        assert_non_null(strstr(err, "(building the store's indexes)"));
+        assert_int_equal(store_close(st, NULL, 0), 0);
+    }
+
+    sqlite3 *db = open_db(f->path);
+    assert_string_equal(query1(db, "SELECT status FROM run"), "interrupted");
+    assert_non_null(strstr(query1(db, "SELECT reason FROM run"), "building the store's indexes"));
+    assert_int_equal(query_int(db, "SELECT virtual_end_ms FROM run"), 5000);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM endpoints"), 10);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM outcomes"), 18);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' "
+                                   "AND sql IS NOT NULL"), 0);
+    assert_string_equal(query1(db, "PRAGMA integrity_check"), "ok");
+    sqlite3_close(db);
+}
+
 static void interrupted_run_leaves_consistent_store(void **state)
 {
     fixture *f = *state;
@@ -931,6 +980,7 @@ int main(void)
         cmocka_unit_test(buckets_skip_nt_frames),
         cmocka_unit_test(buckets_fit_in_120_characters),
         cmocka_unit_test_setup_teardown(full_disk_keeps_committed_rows, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(full_disk_while_marking, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(interrupted_run_leaves_consistent_store, setup_dir,
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(all_details_when_asked, setup_dir, teardown_dir),
