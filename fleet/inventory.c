@@ -183,7 +183,7 @@ static const char *const csv_columns[NCOLS] = {"id", "profile", "sensor", "regio
 #define MAX_COLS (NCOLS + (int)SCENARIO_MAX_EXTRA)
 
 /* Attribute names the store gives endpoints itself (its endpoint_attr view). */
-static const char *const reserved_keys[] = {"os", "ring", "endpoint_id", "key", "value"};
+static const char *const reserved_keys[] = {"os", "ring"};
 
 typedef struct csv_state {
     scenario *s;
