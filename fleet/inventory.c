@@ -208,6 +208,22 @@ static bool good_key(const char *k)
     return true;
 }
 
+/* Does key, without surrounding spaces and in any case, spell name? */
+static bool spells(const char *key, const char *name)
+{
+    size_t len = strlen(key), n = strlen(name);
+    while (len && *key == ' ')
+        key++, len--;
+    while (len && key[len - 1] == ' ')
+        len--;
+    if (len != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((key[i] | 0x20) != name[i])
+            return false;
+    return true;
+}
+
 static int add_extra(csv_state *st, const char *key, int field, scenario_mark m, char *err,
                      size_t errlen)
 {
@@ -216,6 +232,15 @@ static int add_extra(csv_state *st, const char *key, int field, scenario_mark m,
         if (strcmp(key, reserved_keys[r]) == 0)
             return scenario__report(err, errlen, m, "column \"%s\": fleetsim names that "
                                     "attribute itself; call the column otherwise", key);
+    /* "Tenant", " profile", "OS": a named column mistyped, not an attribute. */
+    const char *const *names[2] = {csv_columns, reserved_keys};
+    size_t counts[2] = {NCOLS, sizeof reserved_keys / sizeof reserved_keys[0]};
+    for (int l = 0; l < 2; l++)
+        for (size_t i = 0; i < counts[l]; i++)
+            if (spells(key, names[l][i]))
+                return scenario__report(err, errlen, m, "column \"%s\": did you mean \"%s\"? "
+                                        "(column names are exact: case and spaces count)", key,
+                                        names[l][i]);
     if (!good_key(key) || strlen(key) > SCENARIO_EXTRA_KEY_MAX)
         return scenario__report(err, errlen, m, "column \"%.64s\": a column name is a letter "
                                 "and then letters, digits, '_', '-' or '.', at most %d in all",
@@ -233,12 +258,12 @@ static int add_extra(csv_state *st, const char *key, int field, scenario_mark m,
     return 0;
 }
 
-static int parse_header(csv_state *st, char *line, char *err, size_t errlen)
+static int parse_header(csv_state *st, char *line, uint32_t lineno, char *err, size_t errlen)
 {
     scenario *s = st->s;
     char *f[MAX_COLS + 1];
     size_t lens[MAX_COLS + 1];
-    scenario_mark m = {s->inventory_path, 1, 0};
+    scenario_mark m = {s->inventory_path, lineno, 0};
     int n = split_csv(line, f, lens, MAX_COLS);
     if (n < 0)
         return scenario__report(err, errlen, m, "malformed quoting in the header");
@@ -411,7 +436,7 @@ static int parse_csv(csv_state *st, char *text, size_t len, char *err, size_t er
         if (n == 0)
             continue;
         int rc = header ? add_row(st, line, lineno, err, errlen)
-                        : parse_header(st, line, err, errlen);
+                        : parse_header(st, line, lineno, err, errlen);
         if (rc)
             return rc;
         header = true;

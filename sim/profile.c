@@ -42,9 +42,9 @@
 #define LAYOUT_ALIGN 0x10000ull       /* Windows' allocation granularity */
 #define MIN_IMAGE_RANGE (16 * MIB)
 #define MIN_POOL_RANGE (64 * MIB)     /* sim maps its first SIM__POOL_WINDOW */
-#define STALE_PAGES_MSG                                                                        \
-    "%s: the range holds a page at 0xffff84xx00000000 (xx from 01 to ff), where stale pool " \
-    "words point; fleetsim keeps those unmapped"
+#define STALE_PAGES                                                                        \
+    "a page at 0xffff84xx00000000 (xx from 01 to ff), where stale pool words point; "      \
+    "fleetsim keeps those unmapped"
 #define MAX_KASLR_SLOTS 64
 #define MAX_BOOT_MS 600000u           /* ten minutes from power-on */
 #define MAX_JITTER_MS 600000u
@@ -412,9 +412,10 @@ static int parse_layout(parser *p, yaml_node_t *n)
     /* Stale pool words point at these pages; mapped, they would make a
      * read through one succeed or fault by what the engine ran before. */
     if (rc == 0 && sim__holds_stale_page(pr->image_lo, pr->image_hi - pr->image_lo))
-        rc = sim_yaml_fail(&p->y, v[0], STALE_PAGES_MSG, "layout.image");
+        rc = sim_yaml_fail(&p->y, v[0], "layout.image: the range holds " STALE_PAGES);
     if (rc == 0 && sim__holds_stale_page(pr->pool_lo, SIM__POOL_WINDOW))
-        rc = sim_yaml_fail(&p->y, v[1], STALE_PAGES_MSG, "layout.pool");
+        rc = sim_yaml_fail(&p->y, v[1], "layout.pool: its first %llu MiB (the window fleetsim "
+                           "maps) hold " STALE_PAGES, (unsigned long long)(SIM__POOL_WINDOW / MIB));
     if (rc == 0)
         rc = get_u32(p, v[2], "layout.kaslr_slots", 1, MAX_KASLR_SLOTS, &pr->kaslr_slots);
     return rc;

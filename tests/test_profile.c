@@ -249,7 +249,8 @@ static const bad_case bad_cases[] = {
      * in the pool's first 16 MiB, across a stride's edge, in the image range. */
     {HEAD "layout:\n  image: [0xFFFFF80170000000, 0xFFFFF80600000000]\n"
           "  pool: [0xFFFF847F00000000, 0xFFFF848000000000]\n  kaslr_slots: 8\n",
-     "bad.yaml:7:9: ", "layout.pool: the range holds a page at 0xffff84xx00000000"},
+     "bad.yaml:7:9: ", "layout.pool: its first 16 MiB (the window fleetsim maps) hold a page "
+                       "at 0xffff84xx00000000"},
     {HEAD "layout:\n  image: [0xFFFFF80170000000, 0xFFFFF80600000000]\n"
           "  pool: [0xFFFF8400FFFF0000, 0xFFFF840200000000]\n  kaslr_slots: 8\n",
      "bad.yaml:7:9: ", "where stale pool words point"},

@@ -595,6 +595,12 @@ static const struct {
     {"id,profile,sensor,region,tenant,ring\n", 1,
      "column \"ring\": fleetsim names that attribute itself"},
     {"id,profile,sensor,region,tenant,os\n", 1, "column \"os\": fleetsim names"},
+    {"id,profile,sensor,region,Tenant\n", 1,
+     "column \"Tenant\": did you mean \"tenant\"? (column names are exact: case and spaces "
+     "count)"},
+    {"id, profile,sensor,region,tenant\n", 1, "column \" profile\": did you mean \"profile\"?"},
+    {"id,profile,sensor,region,tenant,OS\n", 1, "column \"OS\": did you mean \"os\"?"},
+    {"\n\nid,profile,sensor,region,tenant,ring\n", 3, "column \"ring\": fleetsim names"},
     {"id,profile,sensor,region,tenant,2nd\n", 1, "column \"2nd\": a column name is a letter"},
     {"id,profile,sensor,region,tenant,\"a b\"\n", 1, "column \"a b\": a column name"},
     {"id,profile,sensor,region,tenant,abcdefghijabcdefghijabcdefghijabc\n", 1,
