@@ -43,6 +43,14 @@ static void remove_store(const char *path)
     remove_store_sidecars(path);
 }
 
+/* Does the store's WAL hold pages not yet in the file?  Its name in wal. */
+static bool wal_holds_rows(const char *path, char wal[4200])
+{
+    struct stat st;
+    snprintf(wal, 4200, "%s-wal", path);
+    return stat(wal, &st) == 0 && st.st_size > 0;
+}
+
 int fleet_cmd_merge(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -68,14 +76,13 @@ int fleet_cmd_merge(int argc, char **argv)
         return fleet_usage_error(USAGE, "-o OUT.db: where to write the merged store");
     if (optind >= argc)
         return fleet_usage_error(USAGE, "which shard stores?");
-    struct stat out_st, wal_st;
+    struct stat out_st;
     bool out_exists = stat(out, &out_st) == 0;
     char wal[4200];
-    snprintf(wal, sizeof wal, "%s-wal", out);
     if (out_exists && !S_ISREG(out_st.st_mode))
         return fleet_usage_error(USAGE, "-o %s: not a file", out);
     /* Replacing OUT drops its WAL: refuse one that holds rows not yet in OUT. */
-    if (stat(wal, &wal_st) == 0 && wal_st.st_size > 0)
+    if (wal_holds_rows(out, wal))
         return fleet_usage_error(USAGE, "-o %s: %s holds rows not yet in it (a process "
                                  "writing it died?); open it with sqlite3 to keep them, or "
                                  "remove it", out, wal);
@@ -109,10 +116,7 @@ int fleet_cmd_merge(int argc, char **argv)
     if (rc == 0) {
         rc = store_close(st, err, sizeof err);
         st = NULL;
-        struct stat tmp_wal;
-        char name[4200];
-        snprintf(name, sizeof name, "%s-wal", tmp);
-        if (rc == 0 && stat(name, &tmp_wal) == 0 && tmp_wal.st_size > 0) {
+        if (rc == 0 && wal_holds_rows(tmp, wal)) {
             snprintf(err, sizeof err, "%s: not all of the merge reached the file", tmp);
             rc = SIM_EIO;
         }

@@ -104,6 +104,16 @@ check "a shard named another way as the output is refused and kept" sh -c \
   "cp '$tmp/shard0.db' '$tmp/s0copy.db' && cd '$tmp' &&
    ! '$fleetsim' merge -o ./s0copy.db s0copy.db shard1.db 2>/dev/null &&
    cmp -s s0copy.db shard0.db"
+printf 'not empty' >"$tmp/keep.db-wal"
+check "an output whose WAL holds rows is refused (exit 2), and both are kept" sh -c \
+  "'$fleetsim' merge -o '$tmp/keep.db' '$tmp/shard0.db' '$tmp/shard1.db' >'$tmp/m6.txt' 2>&1;
+   test \$? -eq 2 && grep -q 'keep.db-wal holds rows not yet in it' '$tmp/m6.txt' &&
+   cmp -s '$tmp/keep.db' '$tmp/merged.db' && test -s '$tmp/keep.db-wal'"
+rm -f "$tmp/keep.db-wal"
+mkdir "$tmp/adir"
+check "an output that is not a file is refused (exit 2)" sh -c \
+  "'$fleetsim' merge -o '$tmp/adir' '$tmp/shard0.db' '$tmp/shard1.db' >'$tmp/m7.txt' 2>&1;
+   test \$? -eq 2 && grep -q 'adir: not a file' '$tmp/m7.txt'"
 
 "$fleetsim" run "$src/scenarios/clean-update.yaml" --fleet-size 60 --db "$tmp/clean.db" --quiet >"$tmp/clean.txt" 2>&1
 check "a clean update faults nowhere and exits 0" test $? -eq 0

@@ -500,15 +500,22 @@ static int load_with_csv(const char *csv, scenario **s, char *err, size_t errlen
     return scenario_load(ypath, s, err, errlen);
 }
 
+/* A scenario with this inventory, which must load. */
+static scenario *load_csv_ok(const char *csv)
+{
+    scenario *s = NULL;
+    char err[1024];
+    if (load_with_csv(csv, &s, err, sizeof err))
+        fail_msg("%s", err);
+    assert_true(s->inventory_loaded);
+    return s;
+}
+
 static void inventory_loads(void **state)
 {
     (void)state;
-    scenario *s = NULL;
+    scenario *s = load_csv_ok(SNIP_CSV);
     char err[1024];
-    int rc = load_with_csv(SNIP_CSV, &s, err, sizeof err);
-    if (rc)
-        fail_msg("%s", err);
-    assert_true(s->inventory_loaded);
     assert_int_equal(s->fleet_size, 4);
     assert_string_equal(scenario_row_id(s, 2), "host,3");
     assert_int_equal(s->attrs[SCENARIO_ATTR_PROFILE].count, 2);
@@ -551,11 +558,7 @@ static void inventory_loads(void **state)
 static void inventory_extra_columns_are_attributes(void **state)
 {
     (void)state;
-    scenario *s = NULL;
-    char err[1024];
-    int rc = load_with_csv(SNIP_CSV_EXTRA, &s, err, sizeof err);
-    if (rc)
-        fail_msg("%s", err);
+    scenario *s = load_csv_ok(SNIP_CSV_EXTRA);
     assert_int_equal(s->fleet_size, 4);
     assert_int_equal(s->nextra, 2);
     assert_string_equal(s->extra_keys[0], "hardware");
